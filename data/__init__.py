@@ -1,0 +1,1 @@
+"""Data sets, the canonical catalogue and interactions, durable stores, set-up fetching."""

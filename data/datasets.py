@@ -1,0 +1,41 @@
+"""Build the canonical stored data sets from raw files under the runtime home."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from data.fetch import is_complete
+from data.home import RuntimeHome
+from data.importer import read_catalogue, read_interactions
+from data.movielens import load_interactions, load_items
+from data.registry import DATASETS, FILM_SUMMARIES
+from data.store import write_dataset
+from data.summaries import Coverage, attach_summaries, load_summaries
+
+MOVIELENS = ("ml-1m", "ml-100k")
+
+
+class MissingRawData(RuntimeError):
+    pass
+
+
+def build_movielens(home: RuntimeHome, name: str) -> Coverage:
+    if name not in MOVIELENS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(MOVIELENS)}")
+    for artifact in (DATASETS[name], FILM_SUMMARIES):
+        if not is_complete(artifact, home.raw):
+            raise MissingRawData(f"{artifact.name} has not been fetched; run `recsys setup` first")
+    items = load_items(home.raw / name, name)
+    summaries = load_summaries(home.raw / FILM_SUMMARIES.name / "movie_summaries.json")
+    items, coverage = attach_summaries(items, summaries)
+    write_dataset(home.dataset_db(name), items, load_interactions(home.raw / name, name),
+                  meta={"source": name, "summary_coverage": {"matched": coverage.matched, "items": coverage.items}})
+    return coverage
+
+
+def build_custom(home: RuntimeHome, name: str, catalogue: Path, interactions: Path | None) -> int:
+    """Validate both files completely, then write the data set; returns the item count."""
+    items = read_catalogue(catalogue)
+    events = read_interactions(interactions, {i.item_id for i in items}) if interactions else []
+    write_dataset(home.dataset_db(name), items, events,
+                  meta={"source": str(catalogue), "interactions_source": str(interactions or "")})
+    return len(items)

@@ -1,0 +1,54 @@
+"""The one runtime home directory and the layout of everything under it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RuntimeHome:
+    root: Path
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def chroma(self) -> Path:
+        return self.root / "chroma"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def adapters(self) -> Path:
+        return self.root / "adapters"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def dataset_db(self, name: str) -> Path:
+        return self.datasets / f"{name}.sqlite"
+
+    def embedding_cache(self) -> Path:
+        return self.cache / "embeddings.sqlite"
+
+    def ensure(self) -> "RuntimeHome":
+        for path in (self.downloads, self.raw, self.models, self.chroma, self.datasets,
+                     self.cache, self.adapters, self.logs):
+            path.mkdir(parents=True, exist_ok=True)
+        return self

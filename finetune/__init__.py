@@ -1,0 +1,1 @@
+"""The reranker language model: GGUF conversion, LoRA scoring, training, adapters."""
