@@ -99,5 +99,8 @@ class Dataset:
         return self._conn.execute("SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1",
                                   (user_id,)).fetchone() is not None
 
+    def popularity(self) -> dict[str, int]:
+        return dict(self._conn.execute("SELECT item_id, COUNT(*) FROM interactions GROUP BY item_id"))
+
     def user_ids(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT user_id FROM interactions")]

@@ -1,0 +1,1 @@
+"""One conversation turn: parse the request, retrieve, rerank, explain, reply."""

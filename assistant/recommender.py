@@ -1,0 +1,141 @@
+"""One recommendation turn: parse -> embed and fuse -> retrieve under hard constraints -> explain."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.explain import closest_liked, explain
+from assistant.request_parser import Request, RequestParser, TitleEntry
+from data.catalogue import Interaction, Item
+from data.store import Dataset
+from retrieval.candidates import CandidateRetriever, FusionWeights, fuse
+from retrieval.embedder import Embedder
+from retrieval.filters import satisfies
+from retrieval.item_index import ItemIndex
+from retrieval.profiles import ProfileStore
+
+LIKED_RATING = 4.0
+
+
+class UnknownUser(LookupError):
+    pass
+
+
+class InvalidRequest(ValueError):
+    pass
+
+
+@dataclass
+class Recommendation:
+    item: Item
+    score: float
+    explanation: str
+
+    def to_json(self) -> dict:
+        return {"item_id": self.item.item_id, "title": self.item.title, "year": self.item.year,
+                "genres": list(self.item.genres), "score": round(self.score, 6), "explanation": self.explanation}
+
+
+@dataclass
+class Reply:
+    request: Request
+    items: list[Recommendation]
+    requested: int
+    timings_ms: dict = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if not self.request.constraints.is_empty():
+            parts.append(f"Constraints: {self.request.constraints.describe()}.")
+        if self.request.reference_labels:
+            parts.append("Like: " + ", ".join(self.request.reference_labels) + ".")
+        if len(self.items) < self.requested:
+            parts.append(f"Only {len(self.items)} of the {self.requested} requested items match every constraint.")
+        parts.extend(note[0].upper() + note[1:] + "." for note in self.request.notes)
+        return " ".join(parts)
+
+    def to_json(self) -> dict:
+        out = {"items": [r.to_json() for r in self.items], "timings_ms": self.timings_ms,
+               "constraints": self.request.constraints.describe(), "requested": self.requested,
+               "returned": len(self.items)}
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+class Recommender:
+    def __init__(self, dataset: Dataset, index: ItemIndex, profiles: ProfileStore, embedder: Embedder,
+                 fusion: FusionWeights, max_k: int = 100):
+        self.dataset = dataset
+        self.index = index
+        self.profiles = profiles
+        self.embedder = embedder
+        self.fusion = fusion
+        self.max_k = max_k
+        self.items = {item.item_id: item for item in dataset.items()}
+        self.genre_vocabulary = sorted({s for item in self.items.values() for s in item.genre_slugs})
+        popularity = dataset.popularity()
+        self.parser = RequestParser([TitleEntry(i.item_id, i.title, i.year, popularity.get(i.item_id, 0))
+                                     for i in self.items.values()], self.genre_vocabulary)
+        self.retriever = CandidateRetriever(index, self.genre_vocabulary)
+        self.rejected: dict[str, set[str]] = {}  # per user, from feedback in this process
+
+    def history(self, user_id: str) -> list[Interaction]:
+        if not self.dataset.has_user(user_id):
+            raise UnknownUser(f"unknown user {user_id!r} in data set {self.dataset.name!r}")
+        return self.dataset.user_history(user_id)
+
+    def recommend(self, text: str, user_id: str | None = None, k: int = 10,
+                  exclude: set[str] | None = None) -> Reply:
+        if not isinstance(k, int) or not 1 <= k <= self.max_k:
+            raise InvalidRequest(f"k must be a whole number from 1 to {self.max_k}, got {k!r}")
+        timings: dict[str, float] = {}
+        started = clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round((now - clock) * 1000, 2)
+            clock = now
+
+        history = self.history(user_id) if user_id is not None else []
+        request = self.parser.parse(text)
+        lap("parse_ms")
+        query_vector = self.embedder.encode_one(request.text)
+        profile = self.profiles.get(user_id) if user_id is not None else None
+        reference_vectors = self.index.vectors(list(request.references)) if request.references else {}
+        reference_mean = (np.mean(list(reference_vectors.values()), axis=0) if reference_vectors else None)
+        vector = fuse([(self.fusion.query, query_vector),
+                       (self.fusion.profile, profile.query_vector() if profile else None),
+                       (self.fusion.liked_reference, reference_mean)])
+        lap("embed_ms")
+        excluded = {x.item_id for x in history} | set(request.references) | set(exclude or ())
+        excluded |= self.rejected.get(user_id or "", set())
+        retrieval = self.retriever.retrieve(vector, request.constraints, excluded, k)
+        lap("retrieve_ms")
+        chosen = [(self.items[c.item_id], c.score) for c in retrieval.candidates if c.item_id in self.items]
+        violations = [item.item_id for item, _ in chosen if not satisfies(item, request.constraints)]
+        if violations:  # the filter and the independent check disagree: never serve a violating item
+            raise RuntimeError(f"retrieval returned items violating {request.constraints}: {violations[:5]}")
+        recommendations = self._explain(chosen, request, history)
+        lap("explain_ms")
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return Reply(request, recommendations, k, timings)
+
+    def _explain(self, chosen: list[tuple[Item, float]], request: Request,
+                 history: list[Interaction]) -> list[Recommendation]:
+        liked = [x for x in history if x.rating >= LIKED_RATING and x.item_id in self.items]
+        needed = [x.item_id for x in liked[-200:]] + [item.item_id for item, _ in chosen]
+        vectors = self.index.vectors(needed) if needed else {}
+        liked_vectors = [(x, vectors[x.item_id]) for x in liked[-200:] if x.item_id in vectors]
+        reference = self.items.get(request.references[0]) if request.references else None
+        out = []
+        for item, score in chosen:
+            evidence = closest_liked(vectors[item.item_id], liked_vectors) if item.item_id in vectors else None
+            out.append(Recommendation(item, score, explain(
+                item, request.constraints, evidence, self.items.get(evidence.item_id) if evidence else None,
+                reference)))
+        return out

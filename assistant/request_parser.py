@@ -1,0 +1,302 @@
+"""A rule/lexicon parser from free text to a structured request with HARD constraints.
+
+Handles genres and their everyday words ("scary" -> horror), decades ("80s", "early 90s",
+"the eighties"), years and ranges ("before 1970", "1995 to 1998", "since 2000"), negations
+("no horror", "not a drama", "isn't animated") and references ("more like Alien", "similar
+to The Matrix"), resolved by fuzzy title match against the catalogue.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from data.summaries import match_key
+from retrieval.filters import Constraints
+
+MAX_QUERY_CHARS = 1000
+
+GENRE_WORDS: dict[str, tuple[str, ...]] = {
+    "action": ("action", "action-packed", "actioner"),
+    "adventure": ("adventure", "adventures", "adventurous"),
+    "animation": ("animated", "animation", "animations", "cartoon", "cartoons", "anime"),
+    "children": ("children's", "childrens", "children", "kids", "kid", "family-friendly", "for kids"),
+    "comedy": ("comedy", "comedies", "funny", "comedic", "hilarious", "humorous", "humourous", "laugh"),
+    "crime": ("crime", "crimes", "heist", "gangster", "gangsters", "mafia", "mob"),
+    "documentary": ("documentary", "documentaries"),
+    "drama": ("drama", "dramas", "dramatic"),
+    "fantasy": ("fantasy", "fantasies", "magical"),
+    "film_noir": ("film noir", "film-noir", "noir"),
+    "horror": ("horror", "horrors", "scary", "frightening", "creepy", "slasher", "spooky", "terrifying"),
+    "musical": ("musical", "musicals"),
+    "mystery": ("mystery", "mysteries", "whodunit", "whodunnit"),
+    "romance": ("romance", "romances", "romantic", "love story", "love stories"),
+    "sci_fi": ("sci-fi", "scifi", "sci fi", "science fiction", "science-fiction"),
+    "thriller": ("thriller", "thrillers", "suspense", "suspenseful"),
+    "war": ("war", "wartime"),
+    "western": ("western", "westerns", "cowboy", "cowboys"),
+}
+COMPOUND_GENRES = {"rom-com": ("romance", "comedy"), "romcom": ("romance", "comedy"),
+                   "rom com": ("romance", "comedy")}
+
+DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
+                "seventies": 1970, "eighties": 1980, "nineties": 1990, "noughties": 2000}
+
+_NEGATION = re.compile(r"\b(?:no|not|nothing|none|without|except|excluding|exclude|avoid|never|skip|"
+                       r"isn't|isnt|aren't|arent|don't want|dont want|do not want|non|anything but)\b|n't\b")
+_BOUNDARY = re.compile(r"[,.;!?]|\b(?:but|though|although|however|yet|instead|rather)\b")
+_REFERENCE = re.compile(r"\b(?:more like|something like|similar to|movies? like|films? like|in the vein of|"
+                        r"reminds? me of|along the lines of|such as|like)\s+(?P<ref>.+)", re.IGNORECASE)
+_REFERENCE_END = re.compile(r"[,;!?]|\.(?:\s|$)|\s(?:but|though|although|and not|without|with no|from the|"
+                            r"from|in the|set in|before|after|since|between|only|except|which|that|"
+                            r"less|more|no|not)\s", re.IGNORECASE)
+_NOT_A_REFERENCE = re.compile(r"\b(?:i|i'd|id|we|we'd|you|they|would|really|also|do|don't|dont|d)\s*$")
+_DECADE = re.compile(r"(?<!\d)(?:'|’)?(?P<century>19|20)?(?P<decade>\d)0'?s\b")
+_YEAR = r"(?:18[89]\d|19\d\d|20\d\d)"
+_RANGE = re.compile(rf"\b(?:between\s+|from\s+)?(?P<a>{_YEAR})\s*(?:-|–|to|and|until|through|thru)\s*(?P<b>{_YEAR})\b")
+_BEFORE = re.compile(rf"\b(?:before|prior to|older than|earlier than|pre)[\s-]+(?:the\s+)?(?P<y>{_YEAR}|"
+                     rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
+_AFTER = re.compile(rf"\b(?:after|newer than|later than|post)[\s-]+(?:the\s+)?(?P<y>{_YEAR}|"
+                    rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
+_SINCE = re.compile(rf"\b(?:since|from|starting|as of)\s+(?P<y>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)?\b"
+                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:later|newer|after)\b")
+_UNTIL = re.compile(rf"\b(?:until|up to|no later than|through)\s+(?P<y>{_YEAR})\b"
+                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:earlier|older|before)\b")
+_SINGLE_YEAR = re.compile(rf"\b(?P<y>{_YEAR})\b")
+_PERSON_AFTER_NEGATION = re.compile(r"\b(?:with|starring|by)\s+(?P<name>[A-Z][\w'.-]+(?:\s+[A-Z][\w'.-]+)+)")
+
+
+class InvalidQuery(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TitleEntry:
+    item_id: str
+    title: str
+    year: int | None
+    popularity: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    constraints: Constraints
+    references: tuple[str, ...] = ()  # resolved item ids of "more like <title>"
+    reference_labels: tuple[str, ...] = ()
+    unresolved_references: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _word_pattern(word: str) -> str:
+    return r"(?<![\w-])" + re.escape(word).replace(r"\ ", r"[\s-]+") + r"(?![\w-])"
+
+
+_GENRE_PATTERNS = [(slug, re.compile(_word_pattern(w), re.IGNORECASE)) for slug, words in GENRE_WORDS.items()
+                   for w in sorted(words, key=len, reverse=True)]
+_COMPOUND_PATTERNS = [(slugs, re.compile(_word_pattern(w), re.IGNORECASE)) for w, slugs in COMPOUND_GENRES.items()]
+
+
+def _decade_start(token: str) -> int:
+    token = token.lower().strip("'’")
+    if token in DECADE_WORDS:
+        return DECADE_WORDS[token]
+    match = re.fullmatch(r"(?P<century>19|20)?(?P<decade>\d)0'?s", token)
+    if not match:
+        return int(token)
+    digit = int(match["decade"])
+    century = match["century"] or ("20" if digit <= 2 else "19")
+    return int(century) * 100 + digit * 10
+
+
+def _bound(token: str) -> tuple[int, int]:
+    """The first and last year a token covers: '1975' -> (1975, 1975), '80s' -> (1980, 1989)."""
+    token = token.lower()
+    if re.fullmatch(_YEAR, token):
+        return int(token), int(token)
+    start = _decade_start(token)
+    return start, start + 9
+
+
+class RequestParser:
+    def __init__(self, titles: list[TitleEntry], genre_vocabulary: list[str]):
+        self.genre_vocabulary = set(genre_vocabulary)
+        self._by_key: dict[str, list[TitleEntry]] = {}
+        for entry in titles:
+            self._by_key.setdefault(match_key(entry.title), []).append(entry)
+        self._keys = list(self._by_key)
+        self._by_main_title: dict[str, list[TitleEntry]] = {}  # "Star Wars" -> "Star Wars: Episode IV ..."
+        for entry in titles:
+            if ":" in entry.title:
+                self._by_main_title.setdefault(match_key(entry.title.split(":", 1)[0]), []).append(entry)
+
+    # ---- references -------------------------------------------------------------------------
+    def resolve_title(self, text: str) -> TitleEntry | None:
+        year_match = re.search(rf"\(?({_YEAR})\)?\s*$", text.strip())
+        year = int(year_match.group(1)) if year_match else None
+        key = match_key(text[: year_match.start()] if year_match else text)
+        if not key:
+            return None
+        candidates = self._by_key.get(key)
+        if not candidates:
+            alt = key[4:] if key.startswith("the ") else "the " + key
+            candidates = self._by_key.get(alt)
+        if not candidates:
+            candidates = self._by_main_title.get(key)
+        if not candidates:
+            close = difflib.get_close_matches(key, self._keys, n=1, cutoff=0.85)
+            candidates = self._by_key.get(close[0]) if close else None
+        if not candidates:
+            return None
+        if year is not None:
+            dated = [c for c in candidates if c.year == year]
+            candidates = dated or candidates
+        return max(candidates, key=lambda c: (c.popularity, -(c.year or 0)))
+
+    def _references(self, text: str) -> tuple[str, list[TitleEntry], list[str]]:
+        resolved, unresolved = [], []
+        remaining = text
+        for match in list(_REFERENCE.finditer(text)):
+            if _NOT_A_REFERENCE.search(text[: match.start()].lower()):
+                continue
+            ref = match["ref"]
+            end = _REFERENCE_END.search(ref)
+            ref = (ref[: end.start()] if end else ref).strip(" '\"")
+            ref = re.sub(r"^(?:the movie|the film)\s+", "", ref, flags=re.IGNORECASE)
+            if not ref or self._is_generic(ref):
+                continue
+            entry = self.resolve_title(ref)
+            if entry is None:
+                unresolved.append(ref)
+            else:
+                resolved.append(entry)
+            remaining = remaining.replace(match.group(0)[: len(match.group(0)) - len(match["ref"]) + len(ref)], " ")
+        return remaining, resolved, unresolved
+
+    @staticmethod
+    def _is_generic(ref: str) -> bool:
+        words = re.findall(r"[\w'-]+", ref.lower())
+        generic = {"a", "an", "some", "something", "anything", "to", "that", "this", "it", "one", "ones",
+                   "movie", "movies", "film", "films", "watch", "see", "good", "great", "the", "more", "less"}
+        if not words or words[0] in {"a", "an", "some", "something", "anything", "to", "watching", "seeing"}:
+            return True
+        if all(w in generic for w in words):
+            return True
+        return any(p.search(ref) for _, p in _GENRE_PATTERNS) and len(words) <= 3
+
+    # ---- genres ------------------------------------------------------------------------------
+    def _genres(self, text: str) -> tuple[set[str], set[str], bool]:
+        positive, negative = set(), set()
+        mentions: list[tuple[int, int, tuple[str, ...]]] = []
+        taken = [False] * len(text)
+        for slugs, pattern in _COMPOUND_PATTERNS:
+            for m in pattern.finditer(text):
+                mentions.append((m.start(), m.end(), slugs))
+                taken[m.start():m.end()] = [True] * (m.end() - m.start())
+        for slug, pattern in _GENRE_PATTERNS:
+            for m in pattern.finditer(text):
+                if not any(taken[m.start():m.end()]):
+                    mentions.append((m.start(), m.end(), (slug,)))
+                    taken[m.start():m.end()] = [True] * (m.end() - m.start())
+        mentions.sort()
+        for start, _end, slugs in mentions:
+            (negative if self._negated(text, start) else positive).update(slugs)
+        positive -= negative
+        positive_spans = [(s, e) for s, e, sl in mentions if set(sl) & positive]
+        any_of = any(re.search(r"\bor\b", text[a_end:b_start])
+                     for (_, a_end), (b_start, _) in zip(positive_spans, positive_spans[1:]))
+        return positive, negative, any_of
+
+    @staticmethod
+    def _negated(text: str, position: int) -> bool:
+        window = text[max(0, position - 60):position]
+        boundary = None
+        for boundary in _BOUNDARY.finditer(window):
+            pass
+        if boundary is not None:
+            window = window[boundary.end():]
+        cue = None
+        for cue in _NEGATION.finditer(window):
+            pass
+        if cue is None:
+            return False
+        between = window[cue.end():].split()
+        return len(between) <= 4
+
+    # ---- years -------------------------------------------------------------------------------
+    @staticmethod
+    def _years(text: str) -> tuple[int | None, int | None, str]:
+        lo, hi = None, None
+
+        def tighten(a, b):
+            nonlocal lo, hi
+            if a is not None:
+                lo = a if lo is None else max(lo, a)
+            if b is not None:
+                hi = b if hi is None else min(hi, b)
+
+        consumed = text
+        for pattern, kind in ((_RANGE, "range"), (_BEFORE, "before"), (_AFTER, "after"),
+                              (_SINCE, "since"), (_UNTIL, "until")):
+            for m in pattern.finditer(consumed):
+                if kind == "range":
+                    a, b = sorted((int(m["a"]), int(m["b"])))
+                    tighten(a, b)
+                elif kind == "before":
+                    tighten(None, _bound(m["y"])[0] - 1)
+                elif kind == "after":
+                    tighten(_bound(m["y"])[1] + 1, None)
+                elif kind == "since":
+                    tighten(int(m["y"] or m["y2"]), None)
+                else:
+                    tighten(None, int(m["y"] or m["y2"]))
+            consumed = pattern.sub(" ", consumed)
+        decades = []
+        for m in re.finditer(r"\b(?P<mod>early|mid|late)?[\s-]*(?P<tok>(?:'|’)?(?:19|20)?\d0'?s|"
+                             + "|".join(DECADE_WORDS) + r")(?![\w'])", consumed, re.IGNORECASE):
+            start, end = _bound(m["tok"].strip("'’"))
+            mod = (m["mod"] or "").lower()
+            if mod == "early":
+                end = start + 3
+            elif mod == "mid":
+                start, end = start + 3, start + 6
+            elif mod == "late":
+                start = start + 6
+            decades.append((start, end))
+        if decades:
+            tighten(min(d[0] for d in decades), max(d[1] for d in decades))
+            consumed = re.sub(r"\b(?:early|mid|late)?[\s-]*(?:'|’)?(?:19|20)?\d0'?s\b", " ", consumed)
+        for m in _SINGLE_YEAR.finditer(consumed):
+            tighten(int(m["y"]), int(m["y"]))
+        return lo, hi, consumed
+
+    # ---- the whole request -------------------------------------------------------------------
+    def parse(self, text: str) -> Request:
+        if text is None or not text.strip():
+            raise InvalidQuery("the request is empty: say what you would like to watch")
+        if len(text) > MAX_QUERY_CHARS:
+            raise InvalidQuery(f"the request is {len(text)} characters; keep it under {MAX_QUERY_CHARS}")
+        text = " ".join(text.replace("\x00", " ").split())
+        text = re.sub(r"\banything but\b", "anything except", text, flags=re.IGNORECASE)
+        rest, references, unresolved = self._references(text)
+        positive, negative, any_of = self._genres(rest)
+        lo, hi, _ = self._years(rest)
+        notes = []
+        unknown = (positive | negative) - self.genre_vocabulary
+        if unknown:
+            notes.append("this catalogue has no genre " + ", ".join(sorted(unknown)))
+        for m in _NEGATION.finditer(text):
+            person = _PERSON_AFTER_NEGATION.match(text[m.end():].lstrip())
+            if person:
+                notes.append(f"cannot filter by cast or crew yet: '{person['name']}' was not applied")
+        for ref in unresolved:
+            notes.append(f"no title in the catalogue matches '{ref}'")
+        constraints = Constraints(
+            genres_all=frozenset() if any_of else frozenset(positive),
+            genres_any=frozenset(positive) if any_of and len(positive) > 1 else frozenset(),
+            genres_none=frozenset(negative), year_min=lo, year_max=hi)
+        return Request(text=text, constraints=constraints,
+                       references=tuple(r.item_id for r in references),
+                       reference_labels=tuple(r.title if r.year is None else f"{r.title} ({r.year})"
+                                              for r in references),
+                       unresolved_references=tuple(unresolved), notes=tuple(notes))

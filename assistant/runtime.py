@@ -1,0 +1,39 @@
+"""Assemble a ready Recommender from settings: the one place components are wired together."""
+from __future__ import annotations
+
+from data.home import RuntimeHome
+from data.store import Dataset
+from retrieval.embedder import Embedder
+from retrieval.item_index import ItemIndex
+from retrieval.profiles import ProfileStore
+from retrieval.vector_store import ChromaLocation, open_client
+
+from assistant.recommender import Recommender
+from assistant.settings import Settings
+
+
+def chroma_location(settings: Settings) -> ChromaLocation:
+    if settings.chroma_host:
+        return ChromaLocation(host=settings.chroma_host, port=settings.chroma_port)
+    return ChromaLocation(path=RuntimeHome(settings.home).chroma)
+
+
+def open_embedder(settings: Settings) -> Embedder:
+    return Embedder(cache_path=RuntimeHome(settings.home).embedding_cache())
+
+
+class NotIngested(RuntimeError):
+    pass
+
+
+def build_recommender(settings: Settings, embedder: Embedder | None = None) -> Recommender:
+    home = RuntimeHome(settings.home)
+    dataset = Dataset(home.dataset_db(settings.dataset))
+    client = open_client(chroma_location(settings))
+    index = ItemIndex(client, settings.dataset)
+    if index.count() == 0:
+        raise NotIngested(f"the {settings.dataset} vectors are not in {chroma_location(settings).describe()}; "
+                          f"run `recsys ingest --dataset {settings.dataset}`")
+    profiles = ProfileStore(client, settings.dataset, settings.profile)
+    return Recommender(dataset, index, profiles, embedder or open_embedder(settings), settings.fusion,
+                       settings.max_k)

@@ -1,0 +1,23 @@
+"""The one typed settings object. It is filled at the edge (CLI, UI) and passed down."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.candidates import FusionWeights
+from retrieval.profiles import ProfileWeights
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path  # RECSYS_HOME: all runtime state (raw data, models, chroma, caches, adapters, logs)
+    dataset: str = "ml-1m"  # RECSYS_DATASET: the catalogue the assistant serves
+    chroma_host: str | None = None  # RECSYS_CHROMA_HOST: use a `chroma run` server instead of embedded
+    chroma_port: int = 8000  # RECSYS_CHROMA_PORT
+    default_k: int = 10  # RECSYS_DEFAULT_K: recommendations per reply
+    max_k: int = 100  # RECSYS_MAX_K: the largest k a caller may ask for
+    fusion: FusionWeights = field(default_factory=FusionWeights)  # RECSYS_FUSION_{QUERY,PROFILE,LIKED_REFERENCE}
+    profile: ProfileWeights = field(default_factory=ProfileWeights)  # RECSYS_PROFILE_HALF_LIFE_DAYS, ...
+    server_host: str = "127.0.0.1"  # RECSYS_SERVER_HOST
+    server_port: int = 7860  # RECSYS_SERVER_PORT
+    models: tuple[str, ...] = ("smollm2", "qwen")  # RECSYS_MODELS: language models fetched at set-up

@@ -1,0 +1,224 @@
+"""Pointwise LM scoring of recommendation candidates with a shared user-context prefix.
+
+For one user the prompt is
+
+    <chat template: system + user turn>  Recently liked movies: A; B; ... [Request: ...]
+                                         Candidate: <candidate text>  Will the user like it? ...
+    <assistant turn start>
+
+and the score of a candidate is read at the LAST token: by default the "Yes" minus "No" logit
+(`head="yesno"`, i.e. the hidden state dotted with lm_head[Yes] - lm_head[No]), or a small
+trainable linear head initialised to that same direction (`head="linear"`).
+
+Everything before the candidate text (the prefix) is identical for all K candidates, so it is
+run ONCE; its KV cache is repeated to batch K and the K candidate suffixes (right-padded) run in
+one batched forward. Each candidate row only attends to the prefix and to its own tokens, so a
+score does not depend on the other candidates or their order (order invariance), and it equals
+the score of the full concatenated sequence run alone (up to float noise).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+_SENTINEL = "\u2063CANDIDATE\u2063"
+
+
+@dataclass
+class PromptConfig:
+    system: str = "You are a movie recommender. Answer Yes or No."
+    max_history: int = 8
+    history_intro: str = "Recently liked movies: "
+    request_intro: str = "\nRequest: "
+    user_template: str = "{context}\nWill this user like the following movie?\n{candidate}"
+    yes_token: str = "Yes"
+    no_token: str = "No"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def item_text(title: str, year: int | None = None, genres: Sequence[str] = ()) -> str:
+    """The candidate / history text: 'Title (year) [Genre, Genre]'."""
+    head = title if year is None else f"{title} ({year})"
+    return f"{head} [{', '.join(genres)}]" if genres else head
+
+
+def autocast_context(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+class RerankScorer(nn.Module):
+    """Wraps a causal LM (optionally a peft model) + score head + residual retriever weight."""
+
+    def __init__(self, model: nn.Module, tokenizer, prompt: PromptConfig | None = None, head: str = "yesno"):
+        super().__init__()
+        if head not in ("yesno", "linear"):
+            raise ValueError(f"head must be 'yesno' or 'linear', not {head!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.prompt = prompt or PromptConfig()
+        self.head_kind = head
+        self.yes_id = self._single_token(self.prompt.yes_token)
+        self.no_id = self._single_token(self.prompt.no_token)
+        w = model.get_output_embeddings().weight.detach()
+        direction = (w[self.yes_id] - w[self.no_id]).float().clone()
+        if head == "linear":
+            self.head_vec = nn.Parameter(direction)
+            self.head_bias = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_buffer("head_vec", direction)
+            self.register_buffer("head_bias", torch.zeros(()))
+        # residual weight on the (z-scored) retriever score; learned in training or fitted later
+        self.retriever_weight = nn.Parameter(torch.zeros(()))
+        self._prefix_cache: dict = {}
+
+    # ----------------------------------------------------------------- prompt building
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is not a single token for this tokenizer: {ids}")
+        return ids[0]
+
+    def _template_parts(self, context: str) -> tuple[str, str]:
+        user = self.prompt.user_template.format(context=context, candidate=_SENTINEL)
+        messages = [{"role": "system", "content": self.prompt.system}, {"role": "user", "content": user}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        before, after = text.split(_SENTINEL)
+        return before, after
+
+    def context_text(self, history: Sequence[str], request: str = "") -> str:
+        hist = list(history)[-self.prompt.max_history:] if self.prompt.max_history > 0 else []
+        ctx = self.prompt.history_intro + ("; ".join(hist) if hist else "(none)")
+        if request:
+            ctx += self.prompt.request_intro + request
+        return ctx
+
+    def encode(self, history: Sequence[str], candidates: Sequence[str], request: str = ""
+               ) -> tuple[list[int], list[list[int]]]:
+        """Token ids of the shared prefix and of each candidate suffix."""
+        before, after = self._template_parts(self.context_text(history, request))
+        tok = self.tokenizer
+        prefix = tok.encode(before, add_special_tokens=False)
+        suffixes = [tok.encode(c + after, add_special_tokens=False) for c in candidates]
+        return prefix, suffixes
+
+    # ----------------------------------------------------------------- model plumbing
+    def decoder(self) -> nn.Module:
+        m = self.model
+        if hasattr(m, "get_base_model"):
+            m = m.get_base_model()
+        return m.model
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.float() @ self.head_vec.float() + self.head_bias.float()
+
+    def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], bf16: bool = False
+                  ) -> torch.Tensor:
+        """LM scores (K,) for one prefix and K suffixes: prefix run once, KV cache shared."""
+        k = len(suffixes)
+        if k == 0:
+            return torch.zeros(0)
+        dec = self.decoder()
+        device = self.head_vec.device
+        lengths = torch.tensor([len(s) for s in suffixes], device=device)
+        if int(lengths.min()) < 1:
+            raise ValueError("empty candidate suffix")
+        width = int(lengths.max())
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((k, width), pad, dtype=torch.long, device=device)
+        mask = torch.zeros((k, width), dtype=torch.long, device=device)
+        for r, s in enumerate(suffixes):
+            ids[r, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+            mask[r, : len(s)] = 1
+        p = len(prefix)
+        with autocast_context(bf16):
+            out = dec(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=device), use_cache=True)
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(k)
+            attn = torch.cat([torch.ones((k, p), dtype=torch.long, device=device), mask], dim=1)
+            pos = (p + torch.arange(width, device=device)).unsqueeze(0).expand(k, width)
+            h = dec(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
+                    use_cache=True).last_hidden_state
+            last = h[torch.arange(k, device=device), lengths - 1]
+        return self._head(last)
+
+    def score_full(self, prefix: Sequence[int], suffix: Sequence[int], bf16: bool = False) -> torch.Tensor:
+        """Reference: score of the concatenated sequence in one ordinary forward (no cache sharing)."""
+        dec = self.decoder()
+        ids = torch.tensor([list(prefix) + list(suffix)], dtype=torch.long, device=self.head_vec.device)
+        with autocast_context(bf16):
+            h = dec(input_ids=ids).last_hidden_state[0, -1]
+        return self._head(h)
+
+    def score(self, history: Sequence[str], candidates: Sequence[str], request: str = "",
+              bf16: bool = False) -> torch.Tensor:
+        """LM scores (K,) for candidate texts given history texts (oldest first) and an optional request."""
+        prefix, suffixes = self.encode(history, candidates, request)
+        return self.score_ids(prefix, suffixes, bf16=bf16)
+
+    @torch.no_grad()
+    def rerank_scores(self, history: Sequence[str], candidates: Sequence[str], retriever_scores=None,
+                      request: str = "", bf16: bool = True, retriever_weight: float | None = None
+                      ) -> list[float]:
+        """Serving score: LM score + w * zscore(retriever score) (w = learned/fitted weight)."""
+        lm = self.score(history, candidates, request, bf16=bf16).float()
+        if retriever_scores is None:
+            return lm.tolist()
+        w = float(self.retriever_weight) if retriever_weight is None else float(retriever_weight)
+        return (lm + w * zscore(torch.tensor(list(retriever_scores), dtype=torch.float32))).tolist()
+
+    # ----------------------------------------------------------------- head state I/O
+    def head_state(self) -> dict:
+        return {"head": self.head_kind, "head_vec": self.head_vec.detach().cpu().clone(),
+                "head_bias": self.head_bias.detach().cpu().clone(),
+                "retriever_weight": self.retriever_weight.detach().cpu().clone(),
+                "prompt": self.prompt.to_dict()}
+
+    def load_head_state(self, state: dict) -> None:
+        with torch.no_grad():
+            self.head_vec.copy_(state["head_vec"])
+            self.head_bias.copy_(state["head_bias"])
+            self.retriever_weight.copy_(state["retriever_weight"])
+
+
+def zscore(x: torch.Tensor) -> torch.Tensor:
+    """Per-list standardisation of retriever scores (a constant list maps to zeros)."""
+    x = x.float()
+    if x.numel() < 2:
+        return torch.zeros_like(x)
+    sd = x.std(unbiased=False)
+    return (x - x.mean()) / sd if float(sd) > 1e-12 else torch.zeros_like(x)
+
+
+def load_base(model_dir: Path | str, dtype=torch.float32):
+    """Base LM + tokenizer from a converted transformers folder (offline)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    model.eval()
+    return model, tok
+
+
+def build_scorer(model_dir: Path | str, prompt: PromptConfig | None = None, head: str = "yesno") -> RerankScorer:
+    model, tok = load_base(model_dir)
+    return RerankScorer(model, tok, prompt, head)
+
+
+def prompt_from_dict(d: dict) -> PromptConfig:
+    return PromptConfig(**{k: v for k, v in d.items() if k in PromptConfig.__dataclass_fields__})
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Embedding, the Chroma vector store, user profiles and constrained candidate retrieval."""

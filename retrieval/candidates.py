@@ -1,0 +1,86 @@
+"""Constrained candidate retrieval: fuse query and profile vectors, filter, exclude, top-K.
+
+Chroma's HNSW index is approximate and, with a `where` filter, may return fewer hits than
+asked for. Whenever it does, or when exclusions eat into the hits, the same filter is run
+as an exact search over every matching item, so a filtered query never silently loses matches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from retrieval.filters import Constraints, to_where
+from retrieval.item_index import ItemIndex
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    query: float = 1.0
+    profile: float = 0.5
+    liked_reference: float = 1.0  # "more like <title>"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: str
+    score: float
+
+
+@dataclass
+class Retrieval:
+    candidates: list[Candidate]
+    requested: int
+    exact: bool  # True when the exact fallback produced the ranking
+    timings_ms: dict = field(default_factory=dict)
+
+    @property
+    def short(self) -> bool:
+        return len(self.candidates) < self.requested
+
+
+def fuse(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:
+    used = [(w, v / np.linalg.norm(v)) for w, v in parts if v is not None and w != 0 and np.linalg.norm(v) > 1e-9]
+    if not used:
+        return None
+    total = sum(w * v for w, v in used)
+    norm = np.linalg.norm(total)
+    return None if norm < 1e-9 else (total / norm).astype(np.float32)
+
+
+class CandidateRetriever:
+    def __init__(self, index: ItemIndex, genre_vocabulary: list[str], oversample: int = 3, min_pool: int = 50):
+        self.index = index
+        self.genre_vocabulary = genre_vocabulary
+        self.oversample = oversample
+        self.min_pool = min_pool
+
+    def retrieve(self, vector: np.ndarray, constraints: Constraints, exclude: set[str], k: int) -> Retrieval:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if constraints.is_contradictory():
+            return Retrieval([], k, exact=True)
+        where = to_where(constraints, self.genre_vocabulary)
+        n = max(self.min_pool, k * self.oversample) + len(exclude)
+        n = min(n, max(self.index.count(), 1))
+        ids, scores = self.index.query(vector, n, where)
+        kept = [Candidate(i, s) for i, s in zip(ids, scores) if i not in exclude]
+        if len(ids) == n and len(kept) >= k:
+            return Retrieval(kept[:k], k, exact=False)
+        return self.exact(vector, constraints, exclude, k)
+
+    def exact(self, vector: np.ndarray, constraints: Constraints, exclude: set[str], k: int) -> Retrieval:
+        """Brute force over every item passing the filter: the reference for recall measurements."""
+        ids, vecs = self.index.matching(to_where(constraints, self.genre_vocabulary))
+        if not ids:
+            return Retrieval([], k, exact=True)
+        scores = vecs @ vector
+        order = np.argsort(-scores, kind="stable")
+        out = []
+        for position in order:
+            if ids[position] in exclude:
+                continue
+            out.append(Candidate(ids[position], float(scores[position])))
+            if len(out) == k:
+                break
+        return Retrieval(out, k, exact=True)

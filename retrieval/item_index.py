@@ -1,0 +1,91 @@
+"""The items collection: one vector per catalogue item, metadata for hard filters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from data.catalogue import Item
+from retrieval.embedder import Embedder
+from retrieval.filters import item_metadata
+from retrieval.vector_store import collection_name
+
+CHROMA_MAX_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+
+    @property
+    def embedded(self) -> int:
+        return self.added + self.updated
+
+
+class ItemIndex:
+    def __init__(self, client, dataset: str):
+        self.dataset = dataset
+        self.collection = client.get_or_create_collection(
+            collection_name("items", dataset), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def stored_hashes(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        total = self.collection.count()
+        for offset in range(0, total, CHROMA_MAX_BATCH):
+            got = self.collection.get(include=["metadatas"], limit=CHROMA_MAX_BATCH, offset=offset)
+            out.update((i, (m or {}).get("content_hash", "")) for i, m in zip(got["ids"], got["metadatas"]))
+        return out
+
+    def sync(self, items: list[Item], embedder: Embedder, genre_vocabulary: list[str],
+             progress: bool = False) -> SyncReport:
+        """Make the collection hold exactly `items`; only new or changed texts are embedded."""
+        stored = self.stored_hashes()
+        wanted = {item.item_id: item for item in items}
+        changed = [i for i in items if stored.get(i.item_id) != i.content_hash
+                   or stored.get(i.item_id) is None]
+        added = sum(1 for i in changed if i.item_id not in stored)
+        removed = [i for i in stored if i not in wanted]
+        if changed:
+            vectors = embedder.encode([i.text for i in changed], progress=progress)
+            batches = range(0, len(changed), CHROMA_MAX_BATCH)
+            for start in tqdm(batches, desc="chroma upsert", unit="batch", disable=not progress):
+                chunk = changed[start:start + CHROMA_MAX_BATCH]
+                self.collection.upsert(ids=[i.item_id for i in chunk],
+                                       embeddings=vectors[start:start + CHROMA_MAX_BATCH],
+                                       metadatas=[item_metadata(i, genre_vocabulary) for i in chunk],
+                                       documents=[i.text for i in chunk])
+        for start in range(0, len(removed), CHROMA_MAX_BATCH):
+            self.collection.delete(ids=removed[start:start + CHROMA_MAX_BATCH])
+        return SyncReport(added, len(changed) - added, len(removed), len(items) - len(changed))
+
+    def vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(item_ids), CHROMA_MAX_BATCH):
+            got = self.collection.get(ids=item_ids[start:start + CHROMA_MAX_BATCH], include=["embeddings"])
+            out.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
+        return out
+
+    def matching(self, where: dict | None) -> tuple[list[str], np.ndarray]:
+        """Every item passing `where`, with its vector: the exact-search fallback's input."""
+        ids, vecs = [], []
+        total = self.collection.count()
+        for offset in range(0, total, CHROMA_MAX_BATCH):
+            got = self.collection.get(where=where, include=["embeddings"], limit=CHROMA_MAX_BATCH, offset=offset)
+            ids.extend(got["ids"])
+            if len(got["ids"]):
+                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
+            if len(got["ids"]) < CHROMA_MAX_BATCH:
+                break
+        return ids, (np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None) -> tuple[list[str], list[float]]:
+        result = self.collection.query(query_embeddings=vector[None, :].astype(np.float32), n_results=n,
+                                       where=where, include=["distances"])
+        return result["ids"][0], [1.0 - d for d in result["distances"][0]]

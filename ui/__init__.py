@@ -1,0 +1,1 @@
+"""Entry points: the `recsys` CLI and the Gradio chat app."""

