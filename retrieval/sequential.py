@@ -412,7 +412,7 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
             loss.backward()
             opt.step()
             n = int(valid.sum())
-            total += float(loss) * n
+            total += float(loss.detach()) * n
             count += n
         state["epoch"] += 1
         epoch_s = time.monotonic() - t0
