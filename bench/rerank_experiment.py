@@ -91,8 +91,11 @@ def train_cmd(args):
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     d = pickle.load(open(out / "data.pkl", "rb"))
+    from finetune.scorer import PromptConfig
+
     cfg = TrainConfig(lr=args.lr, grad_accum=args.grad_accum, head=args.head,
-                      target_modules=tuple(args.modules.split(",")))
+                      target_modules=tuple(args.modules.split(",")), lora_layers=args.lora_layers or None,
+                      train_negatives=args.negatives, prompt=PromptConfig(answer_turn=args.answer_turn))
     reg = AdapterRegistry(Path(args.home) / "adapters") if args.publish else None
     res = train(args.model, d["train"], cfg, out / f"run-{args.name}", minutes=args.minutes,
                 max_examples=args.max_examples, resume=True, registry=reg,
@@ -218,6 +221,9 @@ def main(argv=None):
     p.add_argument("--head", default="yesno")
     p.add_argument("--modules", default="q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--publish", action="store_true")
+    p.add_argument("--lora-layers", type=int, default=12)
+    p.add_argument("--negatives", type=int, default=None)
+    p.add_argument("--answer-turn", action="store_true")
     p.add_argument("--adapter", default=None)
     p.add_argument("--test-users", type=int, default=300)
     p.add_argument("--val-users", type=int, default=200)

@@ -39,6 +39,9 @@ class PromptConfig:
     user_template: str = "{context}\nWill this user like the following movie?\n{candidate}"
     yes_token: str = "Yes"
     no_token: str = "No"
+    # True: candidate + end of user turn + assistant-turn start, score read where "Yes"/"No" would be
+    # generated. False: the sequence ends with the candidate text (about 5 fewer tokens per candidate).
+    answer_turn: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +109,8 @@ class RerankScorer(nn.Module):
         before, after = self._template_parts(self.context_text(history, request))
         tok = self.tokenizer
         prefix = tok.encode(before, add_special_tokens=False)
-        suffixes = [tok.encode(c + after, add_special_tokens=False) for c in candidates]
+        tail = after if self.prompt.answer_turn else ""
+        suffixes = [tok.encode(c + tail, add_special_tokens=False) for c in candidates]
         return prefix, suffixes
 
     # ----------------------------------------------------------------- model plumbing

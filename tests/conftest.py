@@ -1,0 +1,87 @@
+"""Shared fixtures: the real fetched raw data, a temporary runtime home, real ML-100K in Chroma."""
+from __future__ import annotations
+
+from ui.offline import go_offline
+
+go_offline()
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from data.fetch import is_complete  # noqa: E402
+from data.home import RuntimeHome  # noqa: E402
+from data.registry import DATASETS  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_HOME = RuntimeHome(Path(os.environ.get("RECSYS_HOME") or REPO / ".recsys"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _require_raw():
+    missing = [a.name for a in DATASETS.values() if not is_complete(a, SOURCE_HOME.raw)]
+    if missing:
+        pytest.fail(f"raw data {missing} not fetched under {SOURCE_HOME.root}; run ./test.sh (it runs recsys setup)")
+
+
+def make_home(root: Path) -> RuntimeHome:
+    """A fresh home that shares the already-fetched raw files (read-only) with the real one."""
+    _require_raw()
+    home = RuntimeHome(root).ensure()
+    home.raw.rmdir()
+    home.raw.symlink_to(SOURCE_HOME.raw.resolve(), target_is_directory=True)
+    if (SOURCE_HOME.models).exists():
+        home.models.rmdir()
+        home.models.symlink_to(SOURCE_HOME.models.resolve(), target_is_directory=True)
+    return home
+
+
+@pytest.fixture
+def tmp_home(tmp_path) -> RuntimeHome:
+    return make_home(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory):
+    from retrieval.embedder import Embedder
+
+    return Embedder(cache_path=tmp_path_factory.mktemp("embcache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="session")
+def ml100k(tmp_path_factory, embedder):
+    """ML-100K ingested for real into a session-wide temporary home with embedded Chroma."""
+    from assistant.ingest import ingest_movielens
+    from retrieval.profiles import ProfileWeights
+    from retrieval.vector_store import ChromaLocation, open_client
+
+    home = make_home(tmp_path_factory.mktemp("ml100k") / "home")
+    client = open_client(ChromaLocation(path=home.chroma))
+    report = ingest_movielens(home, "ml-100k", client, embedder, ProfileWeights(), progress=False)
+    return home, client, report
+
+
+@pytest.fixture(scope="session")
+def recommender_100k(ml100k, embedder):
+    from assistant.recommender import Recommender
+    from data.store import Dataset
+    from retrieval.candidates import FusionWeights
+    from retrieval.item_index import ItemIndex
+    from retrieval.profiles import ProfileStore, ProfileWeights
+
+    home, client, _ = ml100k
+    return Recommender(Dataset(home.dataset_db("ml-100k")), ItemIndex(client, "ml-100k"),
+                       ProfileStore(client, "ml-100k", ProfileWeights()), embedder, FusionWeights())
+
+
+def copy_home(home: RuntimeHome, dest: Path) -> RuntimeHome:
+    shutil.copytree(home.root, dest, symlinks=True)
+    return RuntimeHome(dest)
