@@ -57,3 +57,70 @@ def test_paired_bootstrap_constructed_cases():
     assert same["ci_low"] < 0 < same["ci_high"]
     with pytest.raises(ValueError):
         paired_bootstrap_ci([1, 2], [1, 2, 3])
+
+
+# ---- the evaluation protocol (assistant/evaluation.py) on a synthetic split
+
+
+def _split():
+    from data.splits import leave_last_out
+
+    rng = np.random.default_rng(0)
+    users, items, times = [], [], []
+    for u in range(40):
+        seq = rng.choice(60, size=8, replace=False)
+        for t, i in enumerate(seq):
+            users.append(f"u{u}")
+            items.append(f"i{i:02d}")
+            times.append(t)
+    return leave_last_out(users, items, times)
+
+
+def test_evaluation_protocol_with_plugged_reranker():
+    from assistant.evaluation import evaluate
+
+    split = _split()
+    item_ids = split.items()
+    index = {x: i for i, x in enumerate(item_ids)}
+
+    def history_first(histories):
+        # puts the user's history on top: the protocol must remove it before ranking
+        s = np.zeros((len(histories), len(item_ids)))
+        for r, h in enumerate(histories):
+            s[r, [index[x] for x in h]] = 100.0
+            s[r] += np.linspace(1, 0, len(item_ids))  # then a fixed item order
+        return s
+
+    target_of = {tuple(split.history(u, "test")): split.test[u] for u in split.evaluable_users}
+
+    def oracle(histories, candidates):
+        return np.array([[1.0 if c == target_of[tuple(h)] else 0.0 for c in cands]
+                         for h, cands in zip(histories, candidates)])
+
+    res = evaluate(split, history_first, item_ids=item_ids, rerankers={"oracle": oracle}, users=30, seed=1,
+                   dataset="toy", n_boot=200, per_user=True)
+    assert res["protocol"]["users"] == 30 and res["protocol"]["ranked_against"] == "all items minus user history"
+    assert set(res["stages"]) == {"popularity", "retrieval", "oracle"}
+    # retrieval ranks: fixed item order with history removed, computed by hand
+    expected = []
+    for u in res["users"]:
+        hist = set(split.history(u, "test"))
+        remaining = [x for x in item_ids if x not in hist]
+        expected.append(remaining.index(split.test[u]) + 1)
+    expected = np.array(expected)
+    assert res["stages"]["retrieval"]["recall@10"] == pytest.approx(np.mean(expected <= 10))
+    assert res["stages"]["retrieval"]["ndcg@10"] == pytest.approx(ndcg_at_k(expected, 10).mean())
+    cand = res["candidates"]["candidate_recall@20"]
+    assert cand == pytest.approx(np.mean(expected <= 20))
+    # the oracle reranker puts every candidate hit first, and cannot recover misses
+    assert res["stages"]["oracle"]["recall@10"] == pytest.approx(cand)
+    assert res["stages"]["oracle"]["ndcg@10"] == pytest.approx(cand)
+    assert res["stages"]["oracle"]["recall@20"] == pytest.approx(cand)
+    lift = res["lifts"]["oracle"]["ndcg@10"]
+    assert lift["ci_low"] <= lift["mean_diff"] <= lift["ci_high"] and lift["mean_diff"] >= 0
+    assert res["lifts"]["oracle"]["vs"] == "retrieval"
+    # same seed, same users and numbers
+    again = evaluate(split, history_first, item_ids=item_ids, rerankers={"oracle": oracle}, users=30, seed=1,
+                     dataset="toy", n_boot=200, per_user=True)
+    strip = lambda st: {k: {m: v for m, v in d.items() if m != "seconds"} for k, d in st.items()}  # noqa: E731
+    assert again["users"] == res["users"] and strip(again["stages"]) == strip(res["stages"])
