@@ -1,0 +1,85 @@
+"""Adapter registry: versions, serving pointer, and save/load/merge round-trips with identical scores."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+MODEL = Path(__file__).resolve().parents[1] / ".recsys" / "models" / "smollm2"
+needs_model = pytest.mark.skipif(not (MODEL / "config.json").exists(),
+                                 reason=f"converted SmolLM2 folder missing at {MODEL} (run `recsys setup --models smollm2`)")
+
+HISTORY = ["Fargo (1996)", "Alien (1979)", "Heat (1995)"]
+CANDIDATES = ["Star Wars (1977) [Action, Sci-Fi]", "Babe (1995) [Comedy]", "Se7en (1995) [Crime, Thriller]"]
+
+
+def _fake_adapter_folder(folder: Path) -> Path:
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text("{}")
+    torch.save({"head": "yesno"}, folder / "head.pt")
+    (folder / "metrics.json").write_text(json.dumps({"loss_end": 1.0}))
+    (folder / "config.json").write_text(json.dumps({"model_dir": "x"}))
+    return folder
+
+
+def test_registry_versions_and_serving(tmp_path):
+    from finetune.adapters import AdapterRegistry
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    assert reg.versions() == [] and reg.serving() is None
+    src = _fake_adapter_folder(tmp_path / "a")
+    assert reg.publish(src) == "v0001"
+    assert reg.publish(src) == "v0002"
+    vs = reg.versions()
+    assert [v.version for v in vs] == ["v0001", "v0002"] and vs[0].metrics == {"loss_end": 1.0}
+    reg.set_serving("v0001")
+    assert reg.serving() == "v0001"
+    with pytest.raises(KeyError):
+        reg.set_serving("v0009")
+    with pytest.raises(KeyError):
+        reg.path("../etc")
+    assert not [p for p in (tmp_path / "adapters").iterdir() if "partial" in p.name]
+    with pytest.raises(ValueError):
+        reg.publish(tmp_path)  # not an adapter folder
+
+
+@needs_model
+def test_save_load_merge_round_trip(tmp_path):
+    from finetune.adapters import AdapterRegistry, load_adapter
+    from finetune.training import TrainConfig, make_lora_scorer, save_adapter_folder
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(base_bf16=False, lora_layers=4, head="linear")
+    scorer = make_lora_scorer(MODEL, cfg)
+    with torch.no_grad():  # a non-trivial adapter: LoRA B is zero at init
+        for name, p in scorer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+        scorer.head_vec.mul_(1.3)
+        scorer.head_bias.fill_(0.25)
+        scorer.retriever_weight.fill_(0.7)
+    scorer.eval()
+    with torch.no_grad():
+        expected = scorer.score(HISTORY, CANDIDATES)
+        base = scorer.model.get_base_model()
+        with scorer.model.disable_adapter():
+            plain = scorer.score(HISTORY, CANDIDATES)
+    assert (expected - plain).abs().max() > 1e-3  # the adapter changes scores
+    folder = save_adapter_folder(scorer, tmp_path / "out", cfg, MODEL, {"examples": 0}, {"loss_end": 0.0})
+    reg = AdapterRegistry(tmp_path / "adapters")
+    version = reg.publish(folder)
+    reg.set_serving(version)
+    for merge in (False, True):
+        loaded = reg.load(merge=merge)
+        assert abs(float(loaded.retriever_weight) - 0.7) < 1e-6
+        with torch.no_grad():
+            got = loaded.score(HISTORY, CANDIDATES)
+        assert torch.allclose(got, expected, atol=1e-4), (merge, (got - expected).abs().max())
+    assert not hasattr(load_adapter(folder, merge=True).model, "disable_adapter")
+    del base

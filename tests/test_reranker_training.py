@@ -1,0 +1,139 @@
+"""Reranker training: a few steps move a constructed case the right way; checkpoints resume;
+training data is built from training-period interactions only (leakage guard); the
+co-occurrence retriever that supplies hard negatives behaves."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+MODEL = Path(__file__).resolve().parents[1] / ".recsys" / "models" / "smollm2"
+needs_model = pytest.mark.skipif(not (MODEL / "config.json").exists(),
+                                 reason=f"converted SmolLM2 folder missing at {MODEL} (run `recsys setup --models smollm2`)")
+
+
+# ---------------------------------------------------------------- retriever + data (no model)
+def test_cooccurrence_retriever_prefers_transitions_and_excludes_history():
+    from retrieval.cooccurrence import CooccurrenceRetriever
+
+    seqs = [["a", "b", "c"], ["a", "b", "d"], ["x", "a", "b", "c"], ["b", "c"], ["y", "z"]]
+    r = CooccurrenceRetriever().fit(seqs)
+    recs = r.recommend(["a", "b"], k=3)
+    assert recs[0][0] == "c" and all(i not in ("a", "b") for i, _ in recs)
+    assert [s for _, s in recs] == sorted((s for _, s in recs), reverse=True)
+    assert "d" not in [i for i, _ in r.recommend(["a", "b"], k=5, exclude=["d"])]
+    assert r.recommend(["unknown"], k=2)[0][1] == 0.0
+    assert len(r.score_all(["a"])) == len(r.item_ids)
+
+
+def _split():
+    from assistant.reranker_data import user_sequences
+
+    users = np.array(["u1"] * 6 + ["u2"] * 5, dtype=object)
+    items = np.array(["a", "b", "c", "d", "e", "f", "b", "c", "d", "e", "f"], dtype=object)
+    ratings = np.array([5, 5, 2, 4, 5, 5, 4, 4, 5, 5, 1], dtype=np.float32)
+    return user_sequences(users, items, ratings)
+
+
+def test_build_examples_and_leakage_guard():
+    from assistant.reranker_data import assert_no_leakage, build_examples, liked_history
+    from retrieval.cooccurrence import CooccurrenceRetriever
+
+    seqs = _split()
+    assert seqs["u1"][0] == ["a", "b", "c", "d", "e", "f"]
+    assert liked_history(*seqs["u1"], n=3) == ["d", "e", "f"]
+    assert liked_history(["a", "b"], [1.0, 2.0], n=3) == ["a", "b"]  # nothing liked: fall back
+    held = {u: it[-2:] for u, (it, rt) in seqs.items()}            # validation + test
+    train_hist = {u: (it[:-3], rt[:-3]) for u, (it, rt) in seqs.items()}
+    train_tgt = {u: it[-3] for u, (it, rt) in seqs.items()}
+    r = CooccurrenceRetriever().fit([h[0] for h in train_hist.values()], ["a", "b", "c", "d", "e", "f"])
+    texts = {i: i.upper() for i in "abcdef"}
+    ex = build_examples(train_hist, train_tgt, lambda h: r.recommend(h, 20), texts, require_target=False)
+    assert {e.user_id for e in ex} == {"u1", "u2"}
+    for e in ex:
+        assert e.candidate_ids[e.target] == train_tgt[e.user_id]
+        assert e.candidates[e.target] == train_tgt[e.user_id].upper()
+        assert len(e.retriever_scores) == len(e.candidates)
+    assert_no_leakage({u: (it[:-2], rt[:-2]) for u, (it, rt) in seqs.items()}, held, ex)
+    # a history that contains a held-out item, or a held-out training target, is refused
+    with pytest.raises(AssertionError):
+        assert_no_leakage(seqs, held)
+    leaky = build_examples({u: (it[:-1], rt[:-1]) for u, (it, rt) in seqs.items()},
+                           {u: it[-1] for u, (it, rt) in seqs.items()},
+                           lambda h: r.recommend(h, 20), texts, require_target=False)
+    with pytest.raises(AssertionError):
+        assert_no_leakage({}, held, leaky)
+    # require_target drops users whose target the retriever did not find
+    none = build_examples(train_hist, train_tgt, lambda h: [], texts)
+    assert none == []
+
+
+# ---------------------------------------------------------------- training (real model)
+HISTORY = ["Alien (1979)", "Aliens (1986)", "The Terminator (1984)"]
+CANDS = ["Predator (1987) [Action, Sci-Fi]", "Babe (1995) [Comedy]", "Sense and Sensibility (1995) [Drama]",
+         "Clueless (1995) [Comedy, Romance]"]
+
+
+def _examples(n):
+    from finetune.training import RerankExample
+
+    out = []
+    for i in range(n):
+        order = [(i + j) % len(CANDS) for j in range(len(CANDS))]  # target at varying positions
+        cands = [CANDS[j] for j in order]
+        out.append(RerankExample(user_id=f"u{i}", history=HISTORY, candidates=cands, target=order.index(0),
+                                 retriever_scores=[0.0] * len(cands)))
+    return out
+
+
+@needs_model
+def test_few_steps_move_scores_the_right_way_and_resume(tmp_path):
+    from finetune.adapters import AdapterRegistry
+    from finetune.training import TrainConfig, make_lora_scorer, train
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(lr=3e-3, grad_accum=1, lora_layers=4, warmup_steps=1, learn_retriever_weight=False,
+                      base_bf16=False, bf16=False, checkpoint_every_s=0.0)
+    probe = make_lora_scorer(MODEL, cfg)
+    probe.eval()
+    with torch.no_grad():
+        before = probe.score(HISTORY, CANDS)
+    margin_before = float(before[0] - before[1:].max())
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    out = tmp_path / "run"
+    res1 = train(MODEL, _examples(8), cfg, out, max_examples=3, registry=None, progress=False)
+    assert res1["examples_seen"] == 3 and (out / "checkpoint.pt").exists()
+    res = train(MODEL, _examples(8), cfg, out, max_examples=8, resume=True, registry=reg, progress=False)
+    assert res["examples_seen"] == 8 and res["optimizer_steps"] == 8  # resumed, not restarted
+    assert res["version"] == "v0001" and reg.versions()[0].metrics["examples_seen"] == 8
+    folder = Path(res["adapter_dir"])
+    for name in ("adapter/adapter_config.json", "head.pt", "config.json", "data_summary.json", "metrics.json"):
+        assert (folder / name).exists(), name
+    assert json.loads((folder / "data_summary.json").read_text())["examples"] == 8
+    assert res["wall_time_s"] > 0 and res["loss_end"] < res["loss_start"]
+
+    trained = reg.load("v0001")
+    with torch.no_grad():
+        after = trained.score(HISTORY, CANDS)
+    margin_after = float(after[0] - after[1:].max())
+    assert margin_after > margin_before + 0.5, (margin_before, margin_after)
+
+
+@needs_model
+def test_residual_weight_is_learned_when_retriever_is_informative(tmp_path):
+    from finetune.training import RerankExample, TrainConfig, train
+
+    ex = [RerankExample(user_id=f"u{i}", history=HISTORY, candidates=CANDS[:3], target=i % 3,
+                        retriever_scores=[1.0 if j == i % 3 else 0.0 for j in range(3)]) for i in range(6)]
+    cfg = TrainConfig(lr=0.0, head_lr=0.1, grad_accum=1, lora_layers=1, warmup_steps=1, init_retriever_weight=0.0,
+                      train_negatives=1)
+    res = train(MODEL, ex, cfg, tmp_path / "run", max_examples=6, progress=False)
+    assert res["retriever_weight"] > 0.3

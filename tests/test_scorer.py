@@ -1,0 +1,118 @@
+"""The pointwise LM scorer: shared-prefix KV-cache scoring equals full-sequence scoring, and scores
+do not depend on candidate order or on the other candidates."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+MODEL = Path(__file__).resolve().parents[1] / ".recsys" / "models" / "smollm2"
+needs_model = pytest.mark.skipif(not (MODEL / "config.json").exists(),
+                                 reason=f"converted SmolLM2 folder missing at {MODEL} (run `recsys setup --models smollm2`)")
+
+HISTORY = ["Fargo (1996)", "Alien (1979)", "Heat (1995)"]
+CANDIDATES = ["Star Wars (1977) [Action, Adventure, Sci-Fi]", "Babe (1995) [Comedy]",
+              "Se7en (1995) [Crime, Thriller]", "Casablanca (1942) [Drama, Romance, War]", "Clueless (1995)"]
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from finetune.scorer import build_scorer
+
+    torch.manual_seed(0)
+    return build_scorer(MODEL)
+
+
+def test_item_text_and_zscore():
+    from finetune.scorer import item_text, zscore
+
+    assert item_text("Heat", 1995, ["Action", "Crime"]) == "Heat (1995) [Action, Crime]"
+    assert item_text("Heat") == "Heat"
+    z = zscore(torch.tensor([1.0, 2.0, 3.0]))
+    assert abs(float(z.mean())) < 1e-6 and abs(float(z.std(unbiased=False)) - 1) < 1e-5
+    assert torch.equal(zscore(torch.tensor([2.0, 2.0])), torch.zeros(2))
+
+
+@needs_model
+def test_prefix_is_shared_and_holds_context(scorer):
+    prefix, suffixes = scorer.encode(HISTORY, CANDIDATES, request="something scary")
+    text = scorer.tokenizer.decode(prefix)
+    assert "Heat (1995)" in text and "something scary" in text
+    assert len(suffixes) == len(CANDIDATES)
+    assert "Star Wars" in scorer.tokenizer.decode(suffixes[0]) and "Star Wars" not in text
+
+
+@needs_model
+def test_history_is_truncated_to_most_recent(scorer):
+    scorer.prompt.max_history, old = 2, scorer.prompt.max_history
+    try:
+        text = scorer.context_text(HISTORY)
+    finally:
+        scorer.prompt.max_history = old
+    assert "Alien" in text and "Heat" in text and "Fargo" not in text
+    assert "(none)" in scorer.context_text([])
+
+
+@needs_model
+def test_cached_equals_full_sequence(scorer):
+    prefix, suffixes = scorer.encode(HISTORY, CANDIDATES)
+    assert len({len(s) for s in suffixes}) > 1  # right padding is exercised
+    with torch.no_grad():
+        cached = scorer.score_ids(prefix, suffixes)
+        full = torch.stack([scorer.score_full(prefix, s) for s in suffixes])
+    assert torch.allclose(cached, full, atol=1e-4), (cached - full).abs().max()
+
+
+@needs_model
+def test_order_invariance_and_independence(scorer):
+    with torch.no_grad():
+        base = scorer.score(HISTORY, CANDIDATES)
+        for seed in range(2):
+            perm = list(range(len(CANDIDATES)))
+            random.Random(seed).shuffle(perm)
+            shuffled = scorer.score(HISTORY, [CANDIDATES[i] for i in perm])
+            assert torch.allclose(shuffled, base[perm], atol=1e-4)
+        alone = scorer.score(HISTORY, CANDIDATES[2:3])
+    assert torch.allclose(alone, base[2:3], atol=1e-4)
+
+
+@needs_model
+def test_order_invariance_bf16(scorer):
+    with torch.no_grad():
+        base = scorer.score(HISTORY, CANDIDATES, bf16=True)
+        perm = list(reversed(range(len(CANDIDATES))))
+        shuffled = scorer.score(HISTORY, [CANDIDATES[i] for i in perm], bf16=True)
+    # same candidate set and padding width: the rows are computed identically
+    assert torch.allclose(shuffled, base[perm], atol=1e-3)
+
+
+@needs_model
+def test_linear_head_starts_at_yes_minus_no(scorer):
+    from finetune.scorer import RerankScorer
+
+    lin = RerankScorer(scorer.model, scorer.tokenizer, scorer.prompt, head="linear")
+    prefix, suffixes = scorer.encode(HISTORY, CANDIDATES[:3])
+    with torch.no_grad():
+        a = scorer.score_ids(prefix, suffixes)
+        b = lin.score_ids(prefix, suffixes)
+        # the yes-no head equals the real lm_head logit difference
+        ids = torch.tensor([prefix + suffixes[0]])
+        logits = scorer.model(input_ids=ids).logits[0, -1]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert abs(float(logits[scorer.yes_id] - logits[scorer.no_id]) - float(a[0])) < 1e-3
+
+
+@needs_model
+def test_rerank_scores_adds_weighted_retriever_feature(scorer):
+    with torch.no_grad():
+        lm = scorer.score(HISTORY, CANDIDATES[:3], bf16=False)
+    fused = scorer.rerank_scores(HISTORY, CANDIDATES[:3], retriever_scores=[3.0, 2.0, 1.0], bf16=False,
+                                 retriever_weight=2.0)
+    z = torch.tensor([1.0, 0.0, -1.0]) * (1 / (2 / 3) ** 0.5)
+    assert torch.allclose(torch.tensor(fused), lm + 2.0 * z, atol=1e-4)
