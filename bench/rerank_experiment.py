@@ -13,6 +13,7 @@ Protocol (leave-last-out by timestamp, per user, over ALL ML-1M interactions):
     python bench/rerank_experiment.py prepare --out .recsys/experiments/rerank1
     python bench/rerank_experiment.py train   --out .recsys/experiments/rerank1 --minutes 25
     python bench/rerank_experiment.py eval    --out .recsys/experiments/rerank1 --test-users 300 --val-users 200
+      (or --stage base / --stage lora in two processes, then --stage report)
 """
 from __future__ import annotations
 
@@ -132,6 +133,13 @@ def _boot(diff, rng, n=2000):
     return [float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))]
 
 
+def _dump(path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(obj, f)
+    os.replace(tmp, path)
+
+
 def eval_cmd(args):
     import torch
 
@@ -155,21 +163,25 @@ def eval_cmd(args):
     res["ndcg@10"]["retriever"] = float(retr_n.mean())
     res["ndcg@10"]["random (expected)"] = float(np.mean([np.mean([ndcg10(r) for r in range(len(ex.candidates))])
                                                          for ex in test]))
-    cache = out / "scores.pkl"
-    scores = pickle.load(open(cache, "rb")) if cache.exists() else {}
-    if "base" not in scores and not args.skip_base:
-        scores["base"] = _score_lists(build_scorer(args.model), test)
-        pickle.dump(scores, open(cache, "wb"))
     adapter = Path(args.adapter) if args.adapter else out / f"run-{args.name}" / "adapter"
-    key = f"lora:{adapter}"
-    scorer = None
-    if key not in scores:
+    base_cache = out / "scores-base.pkl"
+    lora_cache = out / f"scores-lora-{args.name}.pkl"
+    scores = {}
+    if args.stage in ("base", "all") and not base_cache.exists():
+        _dump(base_cache, _score_lists(build_scorer(args.model), test))
+    if args.stage in ("lora", "all") and not lora_cache.exists():
         t = time.time()
         scorer = load_adapter(adapter)
-        scores[key] = {"test": _score_lists(scorer, test), "val": _score_lists(scorer, val),
-                       "w_learned": float(scorer.retriever_weight), "s_per_user": None}
-        scores[key]["s_per_user"] = (time.time() - t) / max(len(test) + len(val), 1)
-        pickle.dump(scores, open(cache, "wb"))
+        lo = {"test": _score_lists(scorer, test), "val": _score_lists(scorer, val),
+              "w_learned": float(scorer.retriever_weight)}
+        lo["s_per_user"] = (time.time() - t) / max(len(test) + len(val), 1)
+        _dump(lora_cache, lo)
+    if args.stage in ("base", "lora"):
+        return
+    if base_cache.exists():
+        scores["base"] = pickle.load(open(base_cache, "rb"))
+    key = "lora"
+    scores[key] = pickle.load(open(lora_cache, "rb"))
     if "base" in scores:
         b = _ndcgs(scores["base"], test)
         res["ndcg@10"]["base model (no adapter)"] = float(b.mean())
@@ -227,7 +239,8 @@ def main(argv=None):
     p.add_argument("--adapter", default=None)
     p.add_argument("--test-users", type=int, default=300)
     p.add_argument("--val-users", type=int, default=200)
-    p.add_argument("--skip-base", action="store_true")
+    p.add_argument("--stage", choices=["base", "lora", "report", "all"], default="all",
+                   help="base/lora: only compute and cache that scorer's scores; report: combine cached scores")
     args = p.parse_args(argv)
     {"prepare": prepare, "train": train_cmd, "eval": eval_cmd}[args.cmd](args)
 

@@ -29,8 +29,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_setup(settings, args) -> int:
+    from huggingface_hub.utils import enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
     from assistant.setup import run_setup
     from data.home import RuntimeHome
+
+    enable_progress_bars()
+    transformers_logging.enable_progress_bar()
 
     models = tuple(args.models.split(",")) if args.models is not None else settings.models
     print(f"setting up {settings.home}")

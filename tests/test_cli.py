@@ -1,0 +1,57 @@
+"""The `recsys` command line against a real ingested ML-100K home."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RECSYS = [sys.executable, "-m", "ui.cli"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(args, home, **kw):
+    env = {**os.environ, "RECSYS_HOME": str(home.root), "RECSYS_DATASET": "ml-100k"}
+    return subprocess.run(RECSYS + args, capture_output=True, text=True, env=env, cwd=REPO, timeout=300, **kw)
+
+
+def test_recommend_json_fills_every_field(ml100k):
+    home, _, _ = ml100k
+    proc = run(["recommend", "--json", "--k", "5", "--user", "7", "scary movies from the 80s"], home)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert len(out["items"]) == 5
+    for item in out["items"]:
+        assert set(item) == {"item_id", "title", "year", "genres", "score", "explanation"}
+        assert "Horror" in item["genres"] and 1980 <= item["year"] <= 1989
+        assert item["title"] and item["explanation"] and isinstance(item["score"], float)
+    assert {"parse_ms", "embed_ms", "retrieve_ms", "total_ms"} <= set(out["timings_ms"])
+
+
+def test_batch_keeps_order_and_reports_bad_lines(ml100k, tmp_path):
+    home, _, _ = ml100k
+    batch = tmp_path / "q.jsonl"
+    lines = [{"q": "a western before 1960"}, {"q": "no horror, 90s comedy", "user": "1"}, {"q": ""},
+             {"q": "sci-fi", "user": "nobody"}, {"q": "1995 to 1998 drama", "k": 3}]
+    batch.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    proc = run(["recommend", "--batch", str(batch), "--json"], home)
+    results = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert proc.returncode == 1 and len(results) == 6
+    assert all("Western" in i["genres"] and i["year"] < 1960 for i in results[0]["items"])
+    assert all("Comedy" in i["genres"] and "Horror" not in i["genres"] for i in results[1]["items"])
+    assert "line 3" in results[2]["error"] and "empty" in results[2]["error"]
+    assert "unknown user 'nobody'" in results[3]["error"]
+    assert len(results[4]["items"]) == 3
+    assert "line 6" in results[5]["error"]
+
+
+def test_errors_are_one_clear_line(ml100k, tmp_path):
+    home, _, _ = ml100k
+    proc = run(["recommend", "--user", "nobody", "comedy"], home)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "unknown user 'nobody'" in proc.stderr
+    proc = run(["recommend", "--k", "0", "comedy"], home)
+    assert proc.returncode == 2 and "k must be" in proc.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,title\nx,\n")
+    proc = run(["ingest", "--catalog", str(bad)], home)
+    assert proc.returncode == 2 and "bad.csv:2: missing required field 'title'" in proc.stderr

@@ -1,0 +1,30 @@
+"""The issue's acceptance query on the real ML-1M catalogue, ingested into a temporary home."""
+import pytest
+
+from assistant.ingest import ingest_movielens
+from assistant.recommender import Recommender
+from data.store import Dataset
+from retrieval.candidates import FusionWeights
+from retrieval.item_index import ItemIndex
+from retrieval.profiles import ProfileStore, ProfileWeights
+from retrieval.vector_store import ChromaLocation, open_client
+
+
+@pytest.mark.slow
+def test_scary_movies_from_the_80s_on_ml1m(tmp_home, embedder):
+    client = open_client(ChromaLocation(path=tmp_home.chroma))
+    report = ingest_movielens(tmp_home, "ml-1m", client, embedder, ProfileWeights(), progress=False)
+    assert (report.items, report.interactions, report.users) == (3883, 1_000_209, 6040)
+    matched, _ = report.summary_coverage
+    assert matched > 150
+    rec = Recommender(Dataset(tmp_home.dataset_db("ml-1m")), ItemIndex(client, "ml-1m"),
+                      ProfileStore(client, "ml-1m", ProfileWeights()), embedder, FusionWeights())
+    out = rec.recommend("scary movies from the 80s", k=10).to_json()
+    assert len(out["items"]) == 10
+    for item in out["items"]:
+        assert "Horror" in item["genres"] and 1980 <= item["year"] <= 1989
+        assert all(item[f] not in (None, "", []) for f in ("item_id", "title", "year", "genres", "explanation"))
+    user_reply = rec.recommend("scary movies from the 80s", user_id="1m_10", k=10)
+    seen = {x.item_id for x in rec.history("1m_10")}
+    assert not seen & {r.item.item_id for r in user_reply.items}
+    assert any("you rated" in r.explanation for r in user_reply.items)
