@@ -1,6 +1,7 @@
 """Latency of scoring 20 candidates for one user (shared-prefix KV cache), per serving mode.
 
-Modes: fp32; bf16 autocast; LoRA adapter unmerged (bf16); LoRA merged into the weights (bf16);
+Modes: fp32; bf16 autocast (fp32 weights); bf16 autocast with bf16-stored weights; LoRA adapter
+unmerged (bf16 autocast); LoRA merged into the weights (bf16 autocast; and with bf16 weights);
 int8 dynamic quantisation of the (merged) Linear layers (fp32 activations).
 Histories/candidates come from the prepared ML-1M evaluation lists when present, otherwise from
 the catalogue-like constants below. Prints a JSON object with p50/p95 seconds per mode.
@@ -57,7 +58,7 @@ def main(argv=None):
     p.add_argument("--lists", default=".recsys/experiments/rerank1/data.pkl")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--modes", default="fp32,bf16,lora_bf16,merged_bf16,int8")
+    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,merged_bf16_weights,int8")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -76,12 +77,17 @@ def main(argv=None):
         res["modes"]["fp32"] = _time(base, lists, False)
     if "bf16" in modes:
         res["modes"]["bf16"] = _time(base, lists, True)
+    if "bf16_weights" in modes:
+        res["modes"]["bf16_weights"] = _time(build_scorer(args.model, dtype=torch.bfloat16), lists, True)
     if args.adapter:
         if "lora_bf16" in modes:
             res["modes"]["lora_bf16"] = _time(load_adapter(args.adapter), lists, True)
         merged = load_adapter(args.adapter, merge=True)
         if "merged_bf16" in modes:
             res["modes"]["merged_bf16"] = _time(merged, lists, True)
+        if "merged_bf16_weights" in modes:
+            res["modes"]["merged_bf16_weights"] = _time(load_adapter(args.adapter, merge=True, dtype=torch.bfloat16),
+                                                        lists, True)
     else:
         merged = base
     if "int8" in modes:

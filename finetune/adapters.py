@@ -89,16 +89,20 @@ class AdapterRegistry:
         v = json.loads(p.read_text()).get("version")
         return v if v in self._versions() else None
 
-    def load(self, version: str | None = None, model_dir: Path | str | None = None, merge: bool = False):
+    def load(self, version: str | None = None, model_dir: Path | str | None = None, merge: bool = False,
+             dtype=None):
         """A RerankScorer with this version's adapter (default: the serving version, else the latest)."""
         version = version or self.serving() or (self._versions() or [None])[-1]
         if version is None:
             raise KeyError(f"no adapter versions in {self.root}")
-        return load_adapter(self.path(version), model_dir=model_dir, merge=merge)
+        return load_adapter(self.path(version), model_dir=model_dir, merge=merge, dtype=dtype)
 
 
-def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge: bool = False):
-    """Load a saved adapter folder onto its base model; `merge` folds LoRA into the weights."""
+def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge: bool = False, dtype=None):
+    """Load a saved adapter folder onto its base model; `merge` folds LoRA into the weights.
+
+    `dtype` of the base weights: default float32; torch.bfloat16 halves memory and skips the
+    per-call weight casts under bf16 autocast (serving)."""
     import torch
     from peft import PeftModel
 
@@ -108,7 +112,7 @@ def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge:
     cfg = json.loads((folder / "config.json").read_text())
     model_dir = model_dir or cfg["model_dir"]
     head = torch.load(folder / "head.pt", weights_only=False)
-    base, tok = load_base(model_dir)
+    base, tok = load_base(model_dir, dtype=dtype or torch.float32)
     model = PeftModel.from_pretrained(base, str(folder / "adapter"))
     if merge:
         model = model.merge_and_unload()

@@ -211,8 +211,10 @@ def load_base(model_dir: Path | str, dtype=torch.float32):
     return model, tok
 
 
-def build_scorer(model_dir: Path | str, prompt: PromptConfig | None = None, head: str = "yesno") -> RerankScorer:
-    model, tok = load_base(model_dir)
+def build_scorer(model_dir: Path | str, prompt: PromptConfig | None = None, head: str = "yesno",
+                 dtype=torch.float32) -> RerankScorer:
+    """Base model scorer (no adapter). dtype=torch.bfloat16 stores weights in bf16 (faster under autocast)."""
+    model, tok = load_base(model_dir, dtype=dtype)
     return RerankScorer(model, tok, prompt, head)
 
 

@@ -1,8 +1,11 @@
 """Constrained candidate retrieval: fuse query and profile vectors, filter, exclude, top-K.
 
-Chroma's HNSW index is approximate and, with a `where` filter, may return fewer hits than
-asked for. Whenever it does, or when exclusions eat into the hits, the same filter is run
-as an exact search over every matching item, so a filtered query never silently loses matches.
+Three paths, cheapest first. (1) One unfiltered HNSW query for a wide pool, filtered here
+against the items' metadata (Chroma's own `where` evaluation costs 10-20 ms on ML-1M, the
+unfiltered pool ~3 ms). (2) If the pool holds fewer than k matches, Chroma's filtered query.
+(3) If that returns fewer hits than asked for (HNSW may, under a filter), or exclusions eat
+into them, an exact search over every matching item: a filtered query never silently loses
+matches.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from retrieval.filters import Constraints, to_where
+from retrieval.filters import Constraints, metadata_satisfies, to_where
 from retrieval.item_index import ItemIndex
 
 
@@ -49,20 +52,37 @@ def fuse(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:
 
 
 class CandidateRetriever:
-    def __init__(self, index: ItemIndex, genre_vocabulary: list[str], oversample: int = 3, min_pool: int = 50):
+    def __init__(self, index: ItemIndex, genre_vocabulary: list[str], oversample: int = 3, min_pool: int = 50,
+                 post_filter_pool: int = 500):
         self.index = index
         self.genre_vocabulary = genre_vocabulary
         self.oversample = oversample
         self.min_pool = min_pool
+        self.post_filter_pool = post_filter_pool
+        self._metadata: dict[str, dict] | None = None
+        self._metadata_count = -1
+
+    def _cached_metadata(self, count: int) -> dict[str, dict]:
+        if self._metadata is None or self._metadata_count != count:
+            self._metadata = self.index.all_metadata()
+            self._metadata_count = count
+        return self._metadata
 
     def retrieve(self, vector: np.ndarray, constraints: Constraints, exclude: set[str], k: int) -> Retrieval:
         if k < 1:
             raise ValueError("k must be at least 1")
         if constraints.is_contradictory():
             return Retrieval([], k, exact=True)
+        count = max(self.index.count(), 1)
+        pool = min(count, max(self.post_filter_pool, k * self.oversample + len(exclude)))
+        metadata = self._cached_metadata(count)
+        ids, scores = self.index.query(vector, pool, None)
+        kept = [Candidate(i, s) for i, s in zip(ids, scores)
+                if i not in exclude and i in metadata and metadata_satisfies(metadata[i], constraints)]
+        if len(kept) >= k or len(ids) == count:  # enough matches, or the pool was the whole catalogue
+            return Retrieval(kept[:k], k, exact=len(ids) == count)
         where = to_where(constraints, self.genre_vocabulary)
-        n = max(self.min_pool, k * self.oversample) + len(exclude)
-        n = min(n, max(self.index.count(), 1))
+        n = min(max(self.min_pool, k * self.oversample) + len(exclude), count)
         ids, scores = self.index.query(vector, n, where)
         kept = [Candidate(i, s) for i, s in zip(ids, scores) if i not in exclude]
         if len(ids) == n and len(kept) >= k:

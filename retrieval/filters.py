@@ -99,3 +99,22 @@ def satisfies(item: Item, constraints: Constraints) -> bool:
 
 def slugs(names) -> frozenset[str]:
     return frozenset(genre_slug(n) for n in names)
+
+
+def metadata_satisfies(meta: dict, constraints: Constraints) -> bool:
+    """`to_where` evaluated on one item's stored metadata (genres missing from it count as False)."""
+    def has(slug: str) -> bool:
+        return bool(meta.get(genre_key(slug), False))
+
+    if not all(has(s) for s in constraints.genres_all):
+        return False
+    if constraints.genres_any and not any(has(s) for s in constraints.genres_any):
+        return False
+    if any(has(s) for s in constraints.genres_none):
+        return False
+    year = meta.get("year", UNKNOWN_YEAR)
+    if constraints.year_min is not None and (year == UNKNOWN_YEAR or year < constraints.year_min):
+        return False
+    if constraints.year_max is not None and (year == UNKNOWN_YEAR or year > constraints.year_max):
+        return False
+    return True

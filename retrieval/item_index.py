@@ -65,6 +65,14 @@ class ItemIndex:
             self.collection.delete(ids=removed[start:start + CHROMA_MAX_BATCH])
         return SyncReport(added, len(changed) - added, len(removed), len(items) - len(changed))
 
+    def all_metadata(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        total = self.collection.count()
+        for offset in range(0, total, CHROMA_MAX_BATCH):
+            got = self.collection.get(include=["metadatas"], limit=CHROMA_MAX_BATCH, offset=offset)
+            out.update(zip(got["ids"], got["metadatas"]))
+        return out
+
     def vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for start in range(0, len(item_ids), CHROMA_MAX_BATCH):
