@@ -343,7 +343,8 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
     Early-stops on NDCG@10 of ``cfg.val_users`` sampled users' validation targets (input: their
     training sequence; ranked against all items minus that history). Saves the best model to
     ``out_dir`` (see :meth:`SASRecRetriever.save`) and, every epoch, a resume state; with
-    ``resume`` a run continues from ``out_dir/resume.pt`` when its config matches. Stops at the
+    ``resume`` a run continues from ``out_dir/resume.pt`` when architecture and vocabulary match
+    (changed training settings, e.g. a lower ``lr``, start a new phase with fresh patience). Stops at the
     epoch cap, after ``cfg.patience`` validation runs without improvement, or when the wall-clock
     budget would be exceeded by another epoch. ``split`` (a ``LeaveLastOutSplit``), when given,
     is used to assert that no held-out interaction reaches training.
@@ -377,13 +378,23 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
     resume_path = out_dir / RESUME_FILE
     if resume and resume_path.exists():
         saved = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if saved.get("config") == cfg.to_json() and saved.get("vocab") == retriever.ids:
+        old = SASRecConfig.from_json(saved.get("config", {}))
+        if _same_model(old, cfg) and saved.get("vocab") == retriever.ids:
             model.load_state_dict(saved["state_dict"])
             opt.load_state_dict(saved["optimizer"])
             state = saved["state"]
+            changed = {k: (v, getattr(cfg, k)) for k, v in old.to_json().items() if getattr(cfg, k) != v}
+            if changed:  # a new training phase (e.g. a lower learning rate): fresh patience
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr
+                    group["weight_decay"] = cfg.weight_decay
+                state["bad"] = 0
+                state.pop("stopped", None)
+                state.setdefault("phases", []).append({"from_epoch": state["epoch"], "changed": changed})
+                log.info("resuming with changed training settings: %s", changed)
             log.info("resumed at epoch %d (best NDCG@10 %.4f)", state["epoch"], state["best"])
         else:
-            log.warning("ignoring %s: config or vocabulary differs", resume_path)
+            log.warning("ignoring %s: model shape or vocabulary differs", resume_path)
 
     rng = np.random.default_rng(cfg.seed + 1000 + state["epoch"])
     torch.manual_seed(cfg.seed + state["epoch"])
@@ -417,7 +428,8 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
         state["epoch"] += 1
         epoch_s = time.monotonic() - t0
         epoch_times.append(epoch_s)
-        record = {"epoch": state["epoch"], "loss": total / max(1, count), "epoch_s": round(epoch_s, 2)}
+        record = {"epoch": state["epoch"], "loss": total / max(1, count), "epoch_s": round(epoch_s, 2),
+                  "lr": opt.param_groups[0]["lr"]}
         if val_users and (state["epoch"] % cfg.eval_every == 0 or state["epoch"] == max_epochs):
             ndcg = validation_ndcg10(retriever, val_hist, val_tgt)
             record["val_ndcg10"] = ndcg
@@ -450,10 +462,15 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
     best = SASRecRetriever.load(out_dir)
     meta = json.loads((out_dir / META_FILE).read_text())
     meta.update(total_wall_s=state["wall_s"], epochs_run=state["epoch"], stopped=stopped,
-                history=state["history"])
+                history=state["history"], phases=state.get("phases", []))
     _atomic_json(meta, out_dir / META_FILE)
     return TrainResult(best, state["best"], state["best_epoch"], state["epoch"], state["wall_s"], stopped,
                        state["history"])
+
+
+def _same_model(a: SASRecConfig, b: SASRecConfig) -> bool:
+    """Whether a resume state of config ``a`` can continue under ``b`` (same architecture)."""
+    return all(getattr(a, k) == getattr(b, k) for k in ("hidden", "blocks", "heads", "max_len", "sliding_windows"))
 
 
 # --------------------------------------------------------------------------------------------- #
