@@ -168,10 +168,10 @@ def eval_cmd(args):
     lora_cache = out / f"scores-lora-{args.name}.pkl"
     scores = {}
     if args.stage in ("base", "all") and not base_cache.exists():
-        _dump(base_cache, _score_lists(build_scorer(args.model), test))
+        _dump(base_cache, _score_lists(build_scorer(args.model, dtype=torch.bfloat16), test))
     if args.stage in ("lora", "all") and not lora_cache.exists():
         t = time.time()
-        scorer = load_adapter(adapter)
+        scorer = load_adapter(adapter, dtype=torch.bfloat16)  # bf16 weights, as in training
         lo = {"test": _score_lists(scorer, test), "val": _score_lists(scorer, val),
               "w_learned": float(scorer.retriever_weight)}
         lo["s_per_user"] = (time.time() - t) / max(len(test) + len(val), 1)

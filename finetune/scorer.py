@@ -126,9 +126,14 @@ class RerankScorer(nn.Module):
     def score_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], bf16: bool = False
                   ) -> torch.Tensor:
         """LM scores (K,) for one prefix and K suffixes: prefix run once, KV cache shared."""
-        k = len(suffixes)
-        if k == 0:
+        if len(suffixes) == 0:
             return torch.zeros(0)
+        return self._head(self.hidden_ids(prefix, suffixes, bf16))
+
+    def hidden_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], bf16: bool = False
+                   ) -> torch.Tensor:
+        """Final-layer hidden state (K, H) at each candidate's last token (shared-prefix KV cache)."""
+        k = len(suffixes)
         dec = self.decoder()
         device = self.head_vec.device
         lengths = torch.tensor([len(s) for s in suffixes], device=device)
@@ -150,8 +155,7 @@ class RerankScorer(nn.Module):
             pos = (p + torch.arange(width, device=device)).unsqueeze(0).expand(k, width)
             h = dec(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
                     use_cache=True).last_hidden_state
-            last = h[torch.arange(k, device=device), lengths - 1]
-        return self._head(last)
+            return h[torch.arange(k, device=device), lengths - 1]
 
     def score_full(self, prefix: Sequence[int], suffix: Sequence[int], bf16: bool = False) -> torch.Tensor:
         """Reference: score of the concatenated sequence in one ordinary forward (no cache sharing)."""
