@@ -82,6 +82,11 @@ def test_resume_continues_from_saved_epoch(trained, tmp_path):
     second = train_sasrec(split.train, split.valid, ITEMS, tmp_path, cfg, max_epochs=4, progress=False)
     assert second.epochs_run == 4 and [h["epoch"] for h in second.history] == [1, 2, 3, 4]
     assert second.wall_s >= first.wall_s
+    # changed training settings (a lower lr) resume as a new phase with the new learning rate
+    third = train_sasrec(split.train, split.valid, ITEMS, tmp_path, _small_cfg(max_epochs=5, lr=1e-3),
+                         progress=False)
+    assert third.epochs_run == 5 and third.history[-1]["lr"] == pytest.approx(1e-3)
+    assert json.loads((tmp_path / META_FILE).read_text())["phases"][0]["from_epoch"] == 4
 
 
 def test_leaky_training_data_is_refused(tmp_path):
