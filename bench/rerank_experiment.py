@@ -94,7 +94,7 @@ def train_cmd(args):
     d = pickle.load(open(out / "data.pkl", "rb"))
     from finetune.scorer import PromptConfig
 
-    cfg = TrainConfig(lr=args.lr, grad_accum=args.grad_accum, head=args.head,
+    cfg = TrainConfig(lr=args.lr, grad_accum=args.grad_accum, head=args.head, head_lr=args.head_lr,
                       target_modules=tuple(args.modules.split(",")), lora_layers=args.lora_layers or None,
                       train_negatives=args.negatives, prompt=PromptConfig(answer_turn=args.answer_turn))
     reg = AdapterRegistry(Path(args.home) / "adapters") if args.publish else None
@@ -173,7 +173,7 @@ def eval_cmd(args):
         t = time.time()
         scorer = load_adapter(adapter, dtype=torch.bfloat16)  # bf16 weights, as in training
         lo = {"test": _score_lists(scorer, test), "val": _score_lists(scorer, val),
-              "w_learned": float(scorer.retriever_weight)}
+              "w_learned": float(scorer.retriever_weight.detach())}
         lo["s_per_user"] = (time.time() - t) / max(len(test) + len(val), 1)
         _dump(lora_cache, lo)
     if args.stage in ("base", "lora"):
@@ -205,6 +205,10 @@ def eval_cmd(args):
     if "base" in scores:
         diff = _ndcgs(scores["base"], test) - retr_n
         res["lift_vs_retriever"]["base alone"] = {"mean": float(diff.mean()), "ci95": _boot(diff, rng)}
+        diff = lora_n - _ndcgs(scores["base"], test)
+        res["lora_alone_vs_base"] = {"mean": float(diff.mean()), "ci95": _boot(diff, rng)}
+        diff = lora_n - res["ndcg@10"]["random (expected)"]
+        res["lora_alone_vs_random_expected"] = {"mean": float(diff.mean()), "ci95": _boot(diff, rng)}
     res["spearman_lora_vs_retriever_mean"] = float(np.mean([
         np.corrcoef(np.argsort(np.argsort(s)), np.argsort(np.argsort(r)))[0, 1] for s, r in zip(lo["test"], retr)]))
     res["eval_seconds_per_user"] = lo["s_per_user"]
@@ -231,6 +235,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--grad-accum", type=int, default=2)
     p.add_argument("--head", default="yesno")
+    p.add_argument("--head-lr", type=float, default=2e-2)
     p.add_argument("--modules", default="q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--publish", action="store_true")
     p.add_argument("--lora-layers", type=int, default=12)

@@ -179,7 +179,7 @@ class RerankScorer(nn.Module):
         lm = self.score(history, candidates, request, bf16=bf16).float()
         if retriever_scores is None:
             return lm.tolist()
-        w = float(self.retriever_weight) if retriever_weight is None else float(retriever_weight)
+        w = float(self.retriever_weight.detach()) if retriever_weight is None else float(retriever_weight)
         return (lm + w * zscore(torch.tensor(list(retriever_scores), dtype=torch.float32))).tolist()
 
     # ----------------------------------------------------------------- head state I/O

@@ -241,7 +241,7 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
             state["step"] += 1
         recent = state["losses"][-50:]
         bar.update(1)
-        bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", w=f"{float(scorer.retriever_weight):.2f}")
+        bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", w=f"{float(scorer.retriever_weight.detach()):.2f}")
         if time.time() - last_ckpt > config.checkpoint_every_s:
             checkpoint()
             last_ckpt = time.time()
@@ -262,7 +262,7 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
                "loss_end": float(sum(losses[-n:]) / n) if losses else None,
                "loss_uniform": math.log(min(config.max_candidates, 1 + config.train_negatives)
                                         if config.train_negatives else config.max_candidates),
-               "loss_window": n, "retriever_weight": float(scorer.retriever_weight),
+               "loss_window": n, "retriever_weight": float(scorer.retriever_weight.detach()),
                "threads": torch.get_num_threads()}
     summary = data_summary(examples)
     summary.update(extra_summary or {})
