@@ -1,11 +1,9 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data.splits import LeakageError, assert_no_leakage, leave_last_out, training_arrays, training_interactions
 
-ML100K = Path(__file__).resolve().parents[1] / ".recsys" / "datasets" / "ml-100k.sqlite"
 
 
 def _toy():
@@ -65,11 +63,11 @@ def test_repeated_items_are_counted():
         assert_no_leakage(s, {"u": ["p", "q", "p"]})
 
 
-@pytest.mark.skipif(not ML100K.exists(), reason="ML-100K not ingested")
-def test_ml100k_split_is_leak_free():
+def test_ml100k_split_is_leak_free(ml100k):
     from data.store import Dataset
 
-    ds = Dataset(ML100K)
+    home, _, _ = ml100k
+    ds = Dataset(home.dataset_db("ml-100k"))
     users, items, _r, times = ds.interaction_arrays()
     s = leave_last_out(users, items, times)
     assert len(s.evaluable_users) == len(set(users.tolist()))
