@@ -66,9 +66,21 @@ class Reply:
         return out
 
 
+def zscore(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
+
+
 class Recommender:
     def __init__(self, dataset: Dataset, index: ItemIndex, profiles: ProfileStore, embedder: Embedder,
-                 fusion: FusionWeights, max_k: int = 100):
+                 fusion: FusionWeights, max_k: int = 100, sequential=None, sequential_index: ItemIndex | None = None):
+        self.sequential = sequential  # SASRecRetriever over user histories, or None
+        self.sequential_retriever = None
+        if sequential is not None and sequential_index is not None and sequential_index.count():
+            ids, vectors = sequential_index.all_vectors()
+            self.sequential_vectors = dict(zip(ids, vectors))
+        else:
+            self.sequential = None
         self.dataset = dataset
         self.index = index
         self.profiles = profiles
@@ -81,6 +93,10 @@ class Recommender:
         self.parser = RequestParser([TitleEntry(i.item_id, i.title, i.year, popularity.get(i.item_id, 0))
                                      for i in self.items.values()], self.genre_vocabulary)
         self.retriever = CandidateRetriever(index, self.genre_vocabulary)
+        if self.sequential is not None:
+            self.sequential_retriever = CandidateRetriever(sequential_index, self.genre_vocabulary)
+            ids, vectors = index.all_vectors()
+            self.text_vectors = dict(zip(ids, vectors))
         self.rejected: dict[str, set[str]] = {}  # per user, from feedback in this process
 
     def history(self, user_id: str) -> list[Interaction]:
@@ -114,9 +130,12 @@ class Recommender:
         lap("embed_ms")
         excluded = {x.item_id for x in history} | set(request.references) | set(exclude or ())
         excluded |= self.rejected.get(user_id or "", set())
-        retrieval = self.retriever.retrieve(vector, request.constraints, excluded, k)
+        if self.sequential is not None and history:
+            chosen = self._hybrid(vector, history, request, excluded, k)
+        else:
+            retrieval = self.retriever.retrieve(vector, request.constraints, excluded, k)
+            chosen = [(self.items[c.item_id], c.score) for c in retrieval.candidates if c.item_id in self.items]
         lap("retrieve_ms")
-        chosen = [(self.items[c.item_id], c.score) for c in retrieval.candidates if c.item_id in self.items]
         violations = [item.item_id for item, _ in chosen if not satisfies(item, request.constraints)]
         if violations:  # the filter and the independent check disagree: never serve a violating item
             raise RuntimeError(f"retrieval returned items violating {request.constraints}: {violations[:5]}")
@@ -125,11 +144,35 @@ class Recommender:
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Reply(request, recommendations, k, timings)
 
+    def _hybrid(self, text_vector: np.ndarray, history: list[Interaction], request: Request, excluded: set[str],
+                k: int) -> list[tuple[Item, float]]:
+        """Union of the text and the sequential candidates under the same hard constraints, ranked by
+        z-scored text similarity plus `fusion.sequential` x z-scored sequential score."""
+        pool = max(50, 3 * k)
+        user_vector = self.sequential.user_vector([x.item_id for x in history])
+        text = self.retriever.retrieve(text_vector, request.constraints, excluded, pool).candidates
+        seq = self.sequential_retriever.retrieve(user_vector, request.constraints, excluded, pool).candidates
+        ids = list(dict.fromkeys([c.item_id for c in seq] + [c.item_id for c in text]))
+        ids = [i for i in ids if i in self.items]
+        if not ids:
+            return []
+        text_scores = np.array([float(self.text_vectors[i] @ text_vector) for i in ids])
+        seq_raw = [float(self.sequential_vectors[i] @ user_vector) if i in self.sequential_vectors else None for i in ids]
+        floor = min((x for x in seq_raw if x is not None), default=0.0)
+        seq_scores = np.array([floor if x is None else x for x in seq_raw])
+        fused = zscore(text_scores) * self.fusion.query + zscore(seq_scores) * self.fusion.sequential
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [(self.items[ids[n]], float(fused[n])) for n in order]
+
     def _explain(self, chosen: list[tuple[Item, float]], request: Request,
                  history: list[Interaction]) -> list[Recommendation]:
         liked = [x for x in history if x.rating >= LIKED_RATING and x.item_id in self.items]
         needed = [x.item_id for x in liked[-200:]] + [item.item_id for item, _ in chosen]
-        vectors = self.index.vectors(needed) if needed else {}
+        if self.sequential is not None:  # "people who liked X liked this" beats title-word similarity
+            vectors = {i: self.sequential_vectors[i] / np.linalg.norm(self.sequential_vectors[i])
+                       for i in needed if i in self.sequential_vectors}
+        else:
+            vectors = self.index.vectors(needed) if needed else {}
         liked_vectors = [(x, vectors[x.item_id]) for x in liked[-200:] if x.item_id in vectors]
         reference = self.items.get(request.references[0]) if request.references else None
         out = []

@@ -9,6 +9,7 @@ from retrieval.profiles import ProfileStore
 from retrieval.vector_store import ChromaLocation, open_client
 
 from assistant.recommender import Recommender
+from assistant.retriever_training import SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir
 from assistant.settings import Settings
 
 
@@ -35,5 +36,14 @@ def build_recommender(settings: Settings, embedder: Embedder | None = None) -> R
         raise NotIngested(f"the {settings.dataset} vectors are not in {chroma_location(settings).describe()}; "
                           f"run `recsys ingest --dataset {settings.dataset}`")
     profiles = ProfileStore(client, settings.dataset, settings.profile)
+    sequential, sequential_index = None, None
+    model_dir = sequential_model_dir(home, settings.dataset)
+    if (model_dir / "model.pt").exists():
+        from retrieval.sequential import SASRecRetriever
+
+        sequential = SASRecRetriever.load(model_dir)
+        sequential_index = ItemIndex(client, settings.dataset, kind=SEQUENTIAL_KIND, space="ip")
+        if sequential_index.count() == 0:  # trained but never published (or a fresh Chroma server)
+            publish_sequential_vectors(dataset, sequential, client)
     return Recommender(dataset, index, profiles, embedder or open_embedder(settings), settings.fusion,
-                       settings.max_k)
+                       settings.max_k, sequential=sequential, sequential_index=sequential_index)

@@ -22,6 +22,7 @@ class FusionWeights:
     query: float = 1.0
     profile: float = 0.5
     liked_reference: float = 1.0  # "more like <title>"
+    sequential: float = 1.0  # the sequential model's score against the text score (both z-scored)
 
 
 @dataclass(frozen=True)

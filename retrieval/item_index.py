@@ -27,13 +27,38 @@ class SyncReport:
 
 
 class ItemIndex:
-    def __init__(self, client, dataset: str):
+    """`kind="items"`: MiniLM text vectors (cosine). `kind="seq_items"`: the sequential model's item
+    vectors (inner product), with the same filter metadata so the same retrieval code serves both."""
+
+    def __init__(self, client, dataset: str, kind: str = "items", space: str = "cosine"):
         self.dataset = dataset
+        self.space = space
         self.collection = client.get_or_create_collection(
-            collection_name("items", dataset), embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            collection_name(kind, dataset), embedding_function=None, configuration={"hnsw": {"space": space}})
 
     def count(self) -> int:
         return self.collection.count()
+
+    def put_vectors(self, items: list[Item], vectors: np.ndarray, genre_vocabulary: list[str]) -> None:
+        """Replace the collection's content with precomputed vectors (e.g. a retrained model's)."""
+        stored = set(self.stored_hashes())
+        for start in range(0, len(items), CHROMA_MAX_BATCH):
+            chunk = items[start:start + CHROMA_MAX_BATCH]
+            self.collection.upsert(ids=[i.item_id for i in chunk], embeddings=vectors[start:start + CHROMA_MAX_BATCH],
+                                   metadatas=[item_metadata(i, genre_vocabulary) for i in chunk])
+        stale = list(stored - {i.item_id for i in items})
+        for start in range(0, len(stale), CHROMA_MAX_BATCH):
+            self.collection.delete(ids=stale[start:start + CHROMA_MAX_BATCH])
+
+    def all_vectors(self) -> tuple[list[str], np.ndarray]:
+        ids, vecs = [], []
+        total = self.collection.count()
+        for offset in range(0, total, CHROMA_MAX_BATCH):
+            got = self.collection.get(include=["embeddings"], limit=CHROMA_MAX_BATCH, offset=offset)
+            ids.extend(got["ids"])
+            if len(got["ids"]):
+                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
+        return ids, (np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
 
     def stored_hashes(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -96,4 +121,4 @@ class ItemIndex:
     def query(self, vector: np.ndarray, n: int, where: dict | None) -> tuple[list[str], list[float]]:
         result = self.collection.query(query_embeddings=vector[None, :].astype(np.float32), n_results=n,
                                        where=where, include=["distances"])
-        return result["ids"][0], [1.0 - d for d in result["distances"][0]]
+        return result["ids"][0], [1.0 - d for d in result["distances"][0]]  # cosine and ip: similarity

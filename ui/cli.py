@@ -126,6 +126,20 @@ def _run_batch(recommender, path: Path, k: int) -> int:
     return 1 if failed else 0
 
 
+def cmd_train_retriever(settings, args) -> int:
+    from assistant.retriever_training import train_retriever
+    from assistant.runtime import chroma_location
+    from data.home import RuntimeHome
+    from retrieval.vector_store import open_client
+
+    dataset = args.dataset or settings.dataset
+    report = train_retriever(RuntimeHome(settings.home), dataset, open_client(chroma_location(settings)),
+                             minutes=args.minutes, max_epochs=args.max_epochs, learning_rate=args.lr)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def cmd_serve(settings, args) -> int:
     from ui.chat_app import serve
 
@@ -153,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--batch", help='JSONL file of {"q": ..., "user": ...}; one JSON result per line, in order')
     rec.add_argument("--dataset", help="data set to serve (default: RECSYS_DATASET or ml-1m)")
     rec.set_defaults(func=cmd_recommend)
+    tr = sub.add_parser("train-retriever", help="train the sequential retriever (SASRec) and publish its vectors")
+    tr.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
+    tr.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
+    tr.add_argument("--max-epochs", type=int, help="epoch cap (default 200, early stopping on validation)")
+    tr.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    tr.add_argument("--json", action="store_true", help="print the training report as JSON")
+    tr.set_defaults(func=cmd_train_retriever)
     serve = sub.add_parser("serve", help="start the chat UI on 127.0.0.1")
     serve.add_argument("--port", type=int, help="port (default RECSYS_SERVER_PORT or 7860)")
     serve.set_defaults(func=cmd_serve)

@@ -48,7 +48,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         query=_number("fusion_query", get("fusion_query", base.fusion.query), float),
         profile=_number("fusion_profile", get("fusion_profile", base.fusion.profile), float),
         liked_reference=_number("fusion_liked_reference",
-                                get("fusion_liked_reference", base.fusion.liked_reference), float))
+                                get("fusion_liked_reference", base.fusion.liked_reference), float),
+        sequential=_number("fusion_sequential", get("fusion_sequential", base.fusion.sequential), float))
     profile = ProfileWeights(
         neutral_rating=_number("profile_neutral_rating", get("profile_neutral_rating", 3.0), float),
         rating_scale=_number("profile_rating_scale", get("profile_rating_scale", 2.0), float),
