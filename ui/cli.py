@@ -140,6 +140,41 @@ def cmd_train_retriever(settings, args) -> int:
     return 0
 
 
+def cmd_train(settings, args) -> int:
+    from assistant.lm_reranking import train_reranker
+    from assistant.retriever_training import sequential_model_dir
+    from data.home import RuntimeHome
+
+    home = RuntimeHome(settings.home)
+    dataset = args.dataset or settings.dataset
+    report = train_reranker(home, dataset, args.model, sequential_model_dir(home, dataset), minutes=args.minutes,
+                            max_examples=args.max_examples, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, default=str))
+    return 0
+
+
+def cmd_eval(settings, args) -> int:
+    from assistant.evaluation import format_report
+    from assistant.offline_eval import run_eval
+    from assistant.retriever_training import sequential_model_dir
+    from data.home import RuntimeHome
+
+    if args.protocol != "loo":
+        raise SystemExit("recsys eval: only --protocol loo (leave-last-out by timestamp) is implemented")
+    home = RuntimeHome(settings.home)
+    result = run_eval(home, args.dataset, sequential_model_dir(home, args.dataset), args.users, args.seed,
+                      args.model, args.adapter, Path(args.json) if args.json else None, include_lm=not args.no_lm)
+    stages = {k: v for k, v in result["stages"].items() if k != "candidate_recall"}
+    print(format_report({**result, "stages": stages}))
+    for name, auc in result.get("like_dislike_auc", {}).items():
+        print(f"like/dislike AUC {name}: {auc['auc']:.3f} [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}] "
+              f"({auc['likes']} likes, {auc['dislikes']} dislikes)")
+    if args.json:
+        print(f"wrote {args.json} and {Path(args.json).with_suffix('.png')}")
+    return 0
+
+
 def cmd_serve(settings, args) -> int:
     from ui.chat_app import serve
 
@@ -174,6 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     tr.add_argument("--json", action="store_true", help="print the training report as JSON")
     tr.set_defaults(func=cmd_train_retriever)
+    trn = sub.add_parser("train", help="train the LoRA reranker on the retriever's candidates")
+    trn.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
+    trn.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
+    trn.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this call (resumable)")
+    trn.add_argument("--max-examples", type=int, help="stop after this many training lists")
+    trn.add_argument("--seed", type=int, default=0)
+    trn.add_argument("--json", action="store_true")
+    trn.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="offline evaluation: popularity, retrieval, rerankers, on the same users")
+    ev.add_argument("--dataset", default="ml-1m")
+    ev.add_argument("--protocol", default="loo", help="loo: leave-last-out by timestamp, ranked against all items")
+    ev.add_argument("--users", type=int, default=1000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--model", choices=["smollm2", "qwen"], help="base model when no adapter exists")
+    ev.add_argument("--adapter", help="adapter version (default: the serving one)")
+    ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
+    ev.add_argument("--json", help="write the result here (and a PNG chart beside it)")
+    ev.set_defaults(func=cmd_eval)
     serve = sub.add_parser("serve", help="start the chat UI on 127.0.0.1")
     serve.add_argument("--port", type=int, help="port (default RECSYS_SERVER_PORT or 7860)")
     serve.set_defaults(func=cmd_serve)

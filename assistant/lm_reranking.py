@@ -1,0 +1,158 @@
+"""The LM reranker over the sequential retriever: training data, training, fusion-weight fitting.
+
+Data (leave-last-out split, training period only):
+- training examples: history = a user's training sequence, target = their VALIDATION item,
+  candidates = the sequential retriever's top-20 for that history (hard negatives), kept only
+  when the retriever found the target naturally (no inserted positives);
+- fit users (a disjoint, seeded subset) set the fusion weight w of
+  serving score = LM score + w * zscore(retriever score), by NDCG@10 on their validation items;
+  w = inf (retriever order) is allowed, so the fused reranker never does worse than the
+  retriever on those held-out users;
+- test items never reach training or fitting (`assert_no_leakage`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.metrics import ndcg_at_k
+from assistant.reranker_data import assert_no_leakage, build_examples, item_texts, user_sequences
+from data.home import RuntimeHome
+from data.splits import leave_last_out
+from data.store import Dataset
+from finetune.adapters import AdapterRegistry
+from finetune.training import RerankExample, TrainConfig, train
+from retrieval.sequential import SASRecRetriever
+
+N_CANDIDATES = 20
+FIT_USERS = 1000
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, math.inf)
+FUSION_FILE = "fusion.json"
+
+
+@dataclass
+class RerankContext:
+    dataset: Dataset
+    split: object
+    ratings: dict[str, dict[str, float]]
+    texts: dict[str, str]
+    sequential: SASRecRetriever
+
+    @staticmethod
+    def load(home: RuntimeHome, dataset_name: str, sequential_dir: Path) -> "RerankContext":
+        if not (sequential_dir / "model.pt").exists():
+            raise FileNotFoundError(f"no sequential retriever at {sequential_dir}; run `recsys train-retriever` first")
+        dataset = Dataset(home.dataset_db(dataset_name))
+        users, items, ratings, times = dataset.interaction_arrays()
+        split = leave_last_out(users, items, times)
+        by_user: dict[str, dict[str, float]] = {}
+        for user, item, rating in zip(users, items, ratings):
+            by_user.setdefault(str(user), {})[str(item)] = float(rating)
+        return RerankContext(dataset, split, by_user, item_texts(dataset.items()), SASRecRetriever.load(sequential_dir))
+
+    def candidates(self, history: list[str], k: int = N_CANDIDATES) -> list[tuple[str, float]]:
+        """The sequential retriever's top-k for a history, history removed."""
+        scores = self.sequential.score_all([history])[0]
+        index = {x: i for i, x in enumerate(self.sequential.item_ids)}
+        for item in history:
+            if item in index:
+                scores[index[item]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(self.sequential.item_ids[i], float(scores[i])) for i in top]
+
+    def histories(self, users: list[str], stage: str) -> dict[str, tuple[list[str], list[float]]]:
+        out = {}
+        for user in users:
+            items = self.split.history(user, stage)
+            out[user] = (items, [self.ratings[user].get(i, 0.0) for i in items])
+        return out
+
+
+def split_users(context: RerankContext, seed: int = 0) -> tuple[list[str], list[str]]:
+    users = sorted(context.split.valid)
+    random.Random(seed).shuffle(users)
+    return users[FIT_USERS:], users[:FIT_USERS]
+
+
+def validation_examples(context: RerankContext, users: list[str], require_target: bool = True) -> list[RerankExample]:
+    histories = context.histories(users, "valid")
+    examples = build_examples(histories, {u: context.split.valid[u] for u in users}, context.candidates,
+                              context.texts, k=N_CANDIDATES, require_target=require_target, users=users)
+    assert_no_leakage(histories, {u: [context.split.test[u]] for u in users if u in context.split.test}, examples)
+    return examples
+
+
+def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict:
+    """Choose w maximising mean NDCG@10 of LM + w * z(retriever) on the given examples."""
+    def z(x):
+        x = np.asarray(x, dtype=np.float64)
+        sd = x.std()
+        return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+
+    def ndcg(scores_per_list):
+        ranks = np.array([1 + int((s > s[e.target]).sum()) for s, e in zip(scores_per_list, examples)])
+        return float(ndcg_at_k(ranks, 10).mean())
+
+    table = {}
+    for w in WEIGHT_GRID:
+        fused = [z(e.retriever_scores) if math.isinf(w) else lm + w * z(e.retriever_scores)
+                 for lm, e in zip(lm_scores, examples)]
+        table["inf" if math.isinf(w) else str(w)] = ndcg(fused)
+    best = max(table, key=lambda key: (table[key], key == "inf"))
+    return {"weight": best, "ndcg@10_by_weight": table, "retriever_ndcg@10": table["inf"],
+            "lm_alone_ndcg@10": table["0.0"], "fused_ndcg@10": table[best], "fit_lists": len(examples)}
+
+
+def score_examples(scorer, examples: list[RerankExample], bf16: bool = True, progress: bool = True) -> list[np.ndarray]:
+    from tqdm import tqdm
+
+    return [np.asarray(scorer.rerank_scores(e.history, e.candidates, bf16=bf16), dtype=np.float64)
+            for e in tqdm(examples, desc="score", unit="list", disable=not progress)]
+
+
+def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequential_dir: Path, minutes: float,
+                   max_examples: int | None, seed: int = 0, log=print) -> dict:
+    started = time.perf_counter()
+    model_dir = home.models / model_name
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"model {model_name!r} is not converted; run `recsys setup --models {model_name}`")
+    context = RerankContext.load(home, dataset_name, sequential_dir)
+    train_users, fit_users = split_users(context, seed)
+    log(f"building training lists from {len(train_users)} users (validation targets, retriever top-{N_CANDIDATES})")
+    examples = validation_examples(context, train_users)
+    random.Random(seed).shuffle(examples)
+    fit = validation_examples(context, fit_users)
+    log(f"{len(examples)} training lists (target found by the retriever), {len(fit)} fit lists")
+    registry = AdapterRegistry(home.adapters)
+    run_dir = home.root / "runs" / f"rerank-{dataset_name}-{model_name}"
+    result = train(model_dir, examples, TrainConfig(seed=seed), out_dir=run_dir, minutes=minutes,
+                   max_examples=max_examples, registry=registry,
+                   extra_summary={"dataset": dataset_name, "split": "leave-last-out, validation items as targets",
+                                  "candidates": f"SASRec top-{N_CANDIDATES}, history removed"}, log=log)
+    version = result["version"]
+    import torch
+
+    scorer = registry.load(version, dtype=torch.bfloat16)
+    fusion = fit_fusion_weight(score_examples(scorer, fit), fit)
+    fusion["fit_users"] = "seeded disjoint subset, validation items"
+    (registry.path(version) / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+    current = registry.serving()
+    current_fused = None
+    if current and (registry.path(current) / FUSION_FILE).exists():
+        current_fused = json.loads((registry.path(current) / FUSION_FILE).read_text()).get("fused_ndcg@10")
+    promoted = current is None or current_fused is None or fusion["fused_ndcg@10"] > current_fused
+    if promoted:
+        registry.set_serving(version)
+    wall = time.perf_counter() - started
+    log(f"adapter {version}: training {result['wall_time_s'] / 60:.1f} min, {result['examples_seen']} examples; "
+        f"fit users NDCG@10 retriever {fusion['retriever_ndcg@10']:.4f}, LM alone {fusion['lm_alone_ndcg@10']:.4f}, "
+        f"fused (w={fusion['weight']}) {fusion['fused_ndcg@10']:.4f}; "
+        f"{'now serving' if promoted else f'not promoted (serving {current} has {current_fused:.4f})'}; "
+        f"total {wall / 60:.1f} min")
+    return {**result, "fusion": fusion, "promoted": promoted, "total_wall_s": round(wall, 1)}
