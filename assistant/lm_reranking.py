@@ -31,7 +31,7 @@ from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import SASRecRetriever
 
 N_CANDIDATES = 20
-FIT_USERS = 1000
+FIT_USERS = 1000  # at most a fifth of the users
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, math.inf)
 FUSION_FILE = "fusion.json"
 
@@ -77,7 +77,8 @@ class RerankContext:
 def split_users(context: RerankContext, seed: int = 0) -> tuple[list[str], list[str]]:
     users = sorted(context.split.valid)
     random.Random(seed).shuffle(users)
-    return users[FIT_USERS:], users[:FIT_USERS]
+    n_fit = min(FIT_USERS, len(users) // 5)
+    return users[n_fit:], users[:n_fit]
 
 
 def validation_examples(context: RerankContext, users: list[str], require_target: bool = True) -> list[RerankExample]:

@@ -85,3 +85,14 @@ def recommender_100k(ml100k, embedder):
 def copy_home(home: RuntimeHome, dest: Path) -> RuntimeHome:
     shutil.copytree(home.root, dest, symlinks=True)
     return RuntimeHome(dest)
+
+
+@pytest.fixture(scope="session")
+def sasrec_100k(ml100k):
+    """A small SASRec trained for real on ML-100K's training period and published to Chroma."""
+    from assistant.retriever_training import train_retriever
+
+    home, client, _ = ml100k
+    report = train_retriever(home, "ml-100k", client, minutes=2.0, max_epochs=3, learning_rate=3e-3,
+                             log=lambda *_: None)
+    return home, report

@@ -3,17 +3,16 @@ retrieval: hard constraints and exclusions still hold, and a user's history chan
 import pytest
 
 from assistant.recommender import Recommender
-from assistant.retriever_training import SEQUENTIAL_KIND, sequential_model_dir, train_retriever
+from assistant.retriever_training import SEQUENTIAL_KIND, sequential_model_dir
 from retrieval.filters import satisfies
 from retrieval.item_index import ItemIndex
 from retrieval.sequential import SASRecRetriever
 
 
 @pytest.fixture(scope="module")
-def hybrid(ml100k, recommender_100k):
+def hybrid(ml100k, sasrec_100k, recommender_100k):
     home, client, _ = ml100k
-    report = train_retriever(home, "ml-100k", client, minutes=2.0, max_epochs=3, learning_rate=3e-3,
-                             log=lambda *_: None)
+    _, report = sasrec_100k
     sequential = SASRecRetriever.load(sequential_model_dir(home, "ml-100k"))
     seq_index = ItemIndex(client, "ml-100k", kind=SEQUENTIAL_KIND, space="ip")
     base = recommender_100k
