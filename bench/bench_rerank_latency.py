@@ -69,7 +69,12 @@ def main(argv=None):
     modes = args.modes.split(",")
     res = {"model": args.model, "adapter": args.adapter, "threads": args.threads, "candidates": 20,
            "mean_prefix_tokens": None, "mean_candidate_tokens": None, "modes": {}}
-    base = build_scorer(args.model)
+    prompt = None
+    if args.adapter:  # base modes use the adapter's prompt, so every mode scores the same tokens
+        from finetune.scorer import prompt_from_dict
+
+        prompt = prompt_from_dict(torch.load(Path(args.adapter) / "head.pt", weights_only=False)["prompt"])
+    base = build_scorer(args.model, prompt=prompt)
     pre, suf = zip(*(base.encode(h, c) for h, c in lists))
     res["mean_prefix_tokens"] = float(np.mean([len(x) for x in pre]))
     res["mean_candidate_tokens"] = float(np.mean([np.mean([len(s) for s in x]) for x in suf]))
@@ -78,7 +83,7 @@ def main(argv=None):
     if "bf16" in modes:
         res["modes"]["bf16"] = _time(base, lists, True)
     if "bf16_weights" in modes:
-        res["modes"]["bf16_weights"] = _time(build_scorer(args.model, dtype=torch.bfloat16), lists, True)
+        res["modes"]["bf16_weights"] = _time(build_scorer(args.model, prompt=prompt, dtype=torch.bfloat16), lists, True)
     if args.adapter:
         if "lora_bf16" in modes:
             res["modes"]["lora_bf16"] = _time(load_adapter(args.adapter), lists, True)

@@ -240,7 +240,7 @@ def main(argv=None):
     p.add_argument("--publish", action="store_true")
     p.add_argument("--lora-layers", type=int, default=12)
     p.add_argument("--negatives", type=int, default=None)
-    p.add_argument("--answer-turn", action="store_true")
+    p.add_argument("--answer-turn", action="store_true", help="end the prompt with the assistant-turn start")
     p.add_argument("--adapter", default=None)
     p.add_argument("--test-users", type=int, default=300)
     p.add_argument("--val-users", type=int, default=200)
