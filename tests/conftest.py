@@ -11,6 +11,7 @@ import socket  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from data.fetch import is_complete  # noqa: E402
 from data.home import RuntimeHome  # noqa: E402
@@ -18,6 +19,21 @@ from data.registry import DATASETS  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_HOME = RuntimeHome(Path(os.environ.get("RECSYS_HOME") or REPO / ".recsys"))
+SMOLLM2_DIR = SOURCE_HOME.models / "smollm2"
+
+# One intra-op thread for the whole suite: on a 2-core machine a second OpenMP thread spinning
+# against any other process made small forwards 7-50x slower (measured while developing).
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    if not (SMOLLM2_DIR / "config.json").exists():
+        pytest.fail(f"converted SmolLM2 missing at {SMOLLM2_DIR}; ./test.sh runs `recsys setup --models smollm2`")
+    return SMOLLM2_DIR
+
+
+needs_model = pytest.mark.usefixtures("smollm2_dir")
 
 
 def free_port() -> int:

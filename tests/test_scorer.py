@@ -2,23 +2,12 @@
 do not depend on candidate order or on the other candidates."""
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
 
-# one intra-op thread: on a shared 2-core machine a second OpenMP thread spins against other jobs
-# and made these tiny forwards 20-50x slower
-torch.set_num_threads(1)
-
-MODEL = Path(__file__).resolve().parents[1] / ".recsys" / "models" / "smollm2"
-needs_model = pytest.mark.skipif(not (MODEL / "config.json").exists(),
-                                 reason=f"converted SmolLM2 folder missing at {MODEL} (run `recsys setup --models smollm2`)")
+from tests.conftest import SMOLLM2_DIR as MODEL, needs_model
 
 HISTORY = ["Fargo (1996)", "Alien (1979)", "Heat (1995)"]
 CANDIDATES = ["Star Wars (1977) [Action, Adventure, Sci-Fi]", "Babe (1995) [Comedy]",
