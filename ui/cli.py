@@ -29,14 +29,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_setup(settings, args) -> int:
-    from huggingface_hub.utils import enable_progress_bars
-    from transformers.utils import logging as transformers_logging
-
     from assistant.setup import run_setup
     from data.home import RuntimeHome
-
-    enable_progress_bars()
-    transformers_logging.enable_progress_bar()
 
     models = tuple(args.models.split(",")) if args.models is not None else settings.models
     print(f"setting up {settings.home}")
@@ -237,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ui.config import load_settings
 
+    if args.command != "setup":  # per-model "Loading weights" bars are noise outside set-up
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     errors = _user_errors()
     try:
         return args.func(load_settings(), args)
