@@ -84,8 +84,7 @@ class ItemIndex:
                 chunk = changed[start:start + CHROMA_MAX_BATCH]
                 self.collection.upsert(ids=[i.item_id for i in chunk],
                                        embeddings=vectors[start:start + CHROMA_MAX_BATCH],
-                                       metadatas=[item_metadata(i, genre_vocabulary) for i in chunk],
-                                       documents=[i.text for i in chunk])
+                                       metadatas=[item_metadata(i, genre_vocabulary) for i in chunk])
         for start in range(0, len(removed), CHROMA_MAX_BATCH):
             self.collection.delete(ids=removed[start:start + CHROMA_MAX_BATCH])
         return SyncReport(added, len(changed) - added, len(removed), len(items) - len(changed))
