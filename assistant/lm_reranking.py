@@ -17,12 +17,13 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from assistant.metrics import ndcg_at_k
-from assistant.reranker_data import assert_no_leakage, build_examples, item_texts, user_sequences
+from assistant.metrics import ndcg_at_k, zscore
+from assistant.reranker_data import assert_no_leakage, build_examples, item_texts, liked_history
 from data.home import RuntimeHome
 from data.splits import leave_last_out
 from data.store import Dataset
@@ -56,10 +57,20 @@ class RerankContext:
             by_user.setdefault(str(user), {})[str(item)] = float(rating)
         return RerankContext(dataset, split, by_user, item_texts(dataset.items()), SASRecRetriever.load(sequential_dir))
 
+    @cached_property
+    def item_index(self) -> dict[str, int]:
+        """Item id -> column of the sequential retriever's scores."""
+        return {x: i for i, x in enumerate(self.sequential.item_ids)}
+
+    def liked_texts(self, user: str, history: list[str]) -> list[str]:
+        """The LM's view of a history: texts of the last liked items (see `liked_history`)."""
+        ratings = [self.ratings[user].get(i, 0.0) for i in history]
+        return [self.texts[i] for i in liked_history(history, ratings)]
+
     def candidates(self, history: list[str], k: int = N_CANDIDATES) -> list[tuple[str, float]]:
         """The sequential retriever's top-k for a history, history removed."""
         scores = self.sequential.score_all([history])[0]
-        index = {x: i for i, x in enumerate(self.sequential.item_ids)}
+        index = self.item_index
         for item in history:
             if item in index:
                 scores[index[item]] = -np.inf
@@ -91,18 +102,13 @@ def validation_examples(context: RerankContext, users: list[str], require_target
 
 def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict:
     """Choose w maximising mean NDCG@10 of LM + w * z(retriever) on the given examples."""
-    def z(x):
-        x = np.asarray(x, dtype=np.float64)
-        sd = x.std()
-        return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
-
     def ndcg(scores_per_list):
         ranks = np.array([1 + int((s > s[e.target]).sum()) for s, e in zip(scores_per_list, examples)])
         return float(ndcg_at_k(ranks, 10).mean())
 
     table = {}
     for w in WEIGHT_GRID:
-        fused = [z(e.retriever_scores) if math.isinf(w) else lm + w * z(e.retriever_scores)
+        fused = [zscore(e.retriever_scores) if math.isinf(w) else lm + w * zscore(e.retriever_scores)
                  for lm, e in zip(lm_scores, examples)]
         table["inf" if math.isinf(w) else str(w)] = ndcg(fused)
     best = max(table, key=lambda key: (table[key], key == "inf"))

@@ -12,6 +12,13 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
+def zscore(values) -> np.ndarray:
+    """Per-list standardisation; a constant list maps to zeros."""
+    x = np.asarray(values, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
+
+
 def _ranks(ranks) -> np.ndarray:
     r = np.asarray(ranks, dtype=np.float64)
     return np.where(r >= 1, r, np.inf)  # 0 / negative / nan -> not ranked

@@ -18,28 +18,20 @@ from tqdm import tqdm
 
 from assistant.evaluation import evaluate, model_ranker, sample_users
 from assistant.lm_reranking import FUSION_FILE, RerankContext
-from assistant.reranker_data import liked_history
+from assistant.metrics import zscore
 from data.home import RuntimeHome
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 1e-12 else np.zeros_like(x)
-
-
-def lm_reranker(context: RerankContext, scorer, weight: float | None, label: str, cache: dict | None = None):
+def lm_reranker(context: RerankContext, user_by_history: dict[tuple, str], scorer, weight: float | None,
+                label: str, cache: dict | None = None):
     """A Reranker for assistant.evaluation: (histories, candidate ids) -> scores. Stages sharing a
     scorer share `cache`, so the LM runs once per user for 'alone' and 'fused'."""
     cache = {} if cache is None else cache
 
     def rerank(histories, candidates):
         out = np.zeros((len(histories), len(candidates[0]) if candidates else 0))
-        index = {x: i for i, x in enumerate(context.sequential.item_ids)}
-        users = context.user_by_history
         for row, (history, cands) in enumerate(tqdm(list(zip(histories, candidates)), desc=label, unit="user")):
-            user = users[tuple(history)]
-            ratings = [context.ratings[user].get(i, 0.0) for i in history]
-            texts = [context.texts[i] for i in liked_history(history, ratings)]
+            texts = context.liked_texts(user_by_history[tuple(history)], history)
             key = (tuple(history), tuple(cands))
             if key not in cache:
                 cache[key] = np.asarray(scorer.rerank_scores(texts, [context.texts[c] for c in cands], bf16=True))
@@ -47,8 +39,8 @@ def lm_reranker(context: RerankContext, scorer, weight: float | None, label: str
             if weight is None:
                 out[row] = lm
             else:
-                retr = context.sequential.score_all([history])[0][[index[c] for c in cands]]
-                out[row] = _z(retr) if math.isinf(weight) else lm + weight * _z(retr)
+                retr = context.sequential.score_all([history])[0][[context.item_index[c] for c in cands]]
+                out[row] = zscore(retr) if math.isinf(weight) else lm + weight * zscore(retr)
         return out
 
     return rerank
@@ -80,9 +72,7 @@ def like_dislike_auc(context: RerankContext, scorer, users: list[str]) -> dict:
         rating = context.ratings[user].get(target) if target else None
         if rating is None or 2 < rating < 4:
             continue
-        history = context.split.history(user, "test")
-        ratings = [context.ratings[user].get(i, 0.0) for i in history]
-        texts = [context.texts[i] for i in liked_history(history, ratings)]
+        texts = context.liked_texts(user, context.split.history(user, "test"))
         score = scorer.rerank_scores(texts, [context.texts[target]], bf16=True)[0]
         (pos if rating >= 4 else neg).append(score)
     return auc_with_ci(np.array(pos), np.array(neg))
@@ -129,7 +119,7 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
 
     context = RerankContext.load(home, dataset_name, sequential_dir)
     chosen = sample_users(context.split, users, seed)
-    context.user_by_history = {tuple(context.split.history(u, "test")): u for u in chosen}
+    user_by_history = {tuple(context.split.history(u, "test")): u for u in chosen}
     rerankers = {}
     extra = {}
     if include_lm:
@@ -139,13 +129,14 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
         model_dir = Path(json.loads((registry.path(version) / "config.json").read_text())["model_dir"]) if version \
             else home.models / (model_name or "smollm2")
         base = build_scorer(model_dir, dtype=torch.bfloat16)
-        rerankers["rerank_base"] = lm_reranker(context, base, None, "rerank_base")
+        rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base")
         if lora is not None:
             fusion = json.loads((registry.path(version) / FUSION_FILE).read_text())
             weight = math.inf if fusion["weight"] == "inf" else float(fusion["weight"])
             shared: dict = {}
-            rerankers["rerank_lora_alone"] = lm_reranker(context, lora, None, "rerank_lora_alone", shared)
-            rerankers["rerank_lora"] = lm_reranker(context, lora, weight, "rerank_lora", shared)
+            rerankers["rerank_lora_alone"] = lm_reranker(context, user_by_history, lora, None, "rerank_lora_alone",
+                                                         shared)
+            rerankers["rerank_lora"] = lm_reranker(context, user_by_history, lora, weight, "rerank_lora", shared)
             extra["adapter"] = {"version": version, "fusion_weight": fusion["weight"], "model_dir": str(model_dir)}
             extra["like_dislike_auc"] = {"rerank_base": like_dislike_auc(context, base, chosen),
                                          "rerank_lora": like_dislike_auc(context, lora, chosen)}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.explain import closest_liked, explain
+from assistant.metrics import zscore
 from assistant.request_parser import Request, RequestParser, TitleEntry
 from data.catalogue import Interaction, Item
 from data.store import Dataset
@@ -66,11 +67,6 @@ class Reply:
         return out
 
 
-def zscore(values: np.ndarray) -> np.ndarray:
-    std = float(values.std())
-    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
-
-
 class Recommender:
     def __init__(self, dataset: Dataset, index: ItemIndex, profiles: ProfileStore, embedder: Embedder,
                  fusion: FusionWeights, max_k: int = 100, sequential=None, sequential_index: ItemIndex | None = None):
@@ -100,9 +96,10 @@ class Recommender:
         self.rejected: dict[str, set[str]] = {}  # per user, from feedback in this process
 
     def history(self, user_id: str) -> list[Interaction]:
-        if not self.dataset.has_user(user_id):
+        history = self.dataset.user_history(user_id)
+        if not history:  # a user exists through their interactions
             raise UnknownUser(f"unknown user {user_id!r} in data set {self.dataset.name!r}")
-        return self.dataset.user_history(user_id)
+        return history
 
     def recommend(self, text: str, user_id: str | None = None, k: int = 10,
                   exclude: set[str] | None = None) -> Reply:

@@ -9,7 +9,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from data.catalogue import Interaction, Item
 
@@ -73,10 +73,6 @@ class Dataset:
     def item_count(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
 
-    def interactions(self) -> Iterator[Interaction]:
-        for row in self._conn.execute("SELECT user_id, item_id, rating, timestamp FROM interactions"):
-            yield Interaction(*row)
-
     def interaction_arrays(self):
         """All interactions as numpy columns (user_id, item_id, rating, timestamp), in time order per user."""
         import numpy as np
@@ -94,10 +90,6 @@ class Dataset:
         rows = self._conn.execute("SELECT user_id, item_id, rating, timestamp FROM interactions "
                                   "WHERE user_id = ? ORDER BY timestamp, rowid", (user_id,))
         return [Interaction(*row) for row in rows]
-
-    def has_user(self, user_id: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM interactions WHERE user_id = ? LIMIT 1",
-                                  (user_id,)).fetchone() is not None
 
     def popularity(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT item_id, COUNT(*) FROM interactions GROUP BY item_id"))

@@ -9,7 +9,7 @@ matches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,13 +34,7 @@ class Candidate:
 @dataclass
 class Retrieval:
     candidates: list[Candidate]
-    requested: int
-    exact: bool  # True when the exact fallback produced the ranking
-    timings_ms: dict = field(default_factory=dict)
-
-    @property
-    def short(self) -> bool:
-        return len(self.candidates) < self.requested
+    exact: bool  # True when the ranking is exact (whole catalogue scored, or the brute-force fallback)
 
 
 def fuse(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:
@@ -73,7 +67,7 @@ class CandidateRetriever:
         if k < 1:
             raise ValueError("k must be at least 1")
         if constraints.is_contradictory():
-            return Retrieval([], k, exact=True)
+            return Retrieval([], exact=True)
         count = max(self.index.count(), 1)
         pool = min(count, max(self.post_filter_pool, k * self.oversample + len(exclude)))
         metadata = self._cached_metadata(count)
@@ -81,20 +75,20 @@ class CandidateRetriever:
         kept = [Candidate(i, s) for i, s in zip(ids, scores)
                 if i not in exclude and i in metadata and metadata_satisfies(metadata[i], constraints)]
         if len(kept) >= k or len(ids) == count:  # enough matches, or the pool was the whole catalogue
-            return Retrieval(kept[:k], k, exact=len(ids) == count)
+            return Retrieval(kept[:k], exact=len(ids) == count)
         where = to_where(constraints, self.genre_vocabulary)
         n = min(max(self.min_pool, k * self.oversample) + len(exclude), count)
         ids, scores = self.index.query(vector, n, where)
         kept = [Candidate(i, s) for i, s in zip(ids, scores) if i not in exclude]
         if len(ids) == n and len(kept) >= k:
-            return Retrieval(kept[:k], k, exact=False)
+            return Retrieval(kept[:k], exact=False)
         return self.exact(vector, constraints, exclude, k)
 
     def exact(self, vector: np.ndarray, constraints: Constraints, exclude: set[str], k: int) -> Retrieval:
         """Brute force over every item passing the filter: the reference for recall measurements."""
         ids, vecs = self.index.matching(to_where(constraints, self.genre_vocabulary))
         if not ids:
-            return Retrieval([], k, exact=True)
+            return Retrieval([], exact=True)
         scores = vecs @ vector
         order = np.argsort(-scores, kind="stable")
         out = []
@@ -104,4 +98,4 @@ class CandidateRetriever:
             out.append(Candidate(ids[position], float(scores[position])))
             if len(out) == k:
                 break
-        return Retrieval(out, k, exact=True)
+        return Retrieval(out, exact=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data.catalogue import Item, genre_slug
+from data.catalogue import Item
 
 UNKNOWN_YEAR = -1
 
@@ -95,10 +95,6 @@ def satisfies(item: Item, constraints: Constraints) -> bool:
     if constraints.year_max is not None and (item.year is None or item.year > constraints.year_max):
         return False
     return True
-
-
-def slugs(names) -> frozenset[str]:
-    return frozenset(genre_slug(n) for n in names)
 
 
 def metadata_satisfies(meta: dict, constraints: Constraints) -> bool:

@@ -50,23 +50,28 @@ class ItemIndex:
         for start in range(0, len(stale), CHROMA_MAX_BATCH):
             self.collection.delete(ids=stale[start:start + CHROMA_MAX_BATCH])
 
-    def all_vectors(self) -> tuple[list[str], np.ndarray]:
-        ids, vecs = [], []
+    def _pages(self, include: list[str], where: dict | None = None):
+        """Every stored record passing `where`, fetched CHROMA_MAX_BATCH at a time."""
         total = self.collection.count()
         for offset in range(0, total, CHROMA_MAX_BATCH):
-            got = self.collection.get(include=["embeddings"], limit=CHROMA_MAX_BATCH, offset=offset)
+            got = self.collection.get(where=where, include=include, limit=CHROMA_MAX_BATCH, offset=offset)
+            yield got
+            if len(got["ids"]) < CHROMA_MAX_BATCH:
+                return
+
+    def _ids_and_vectors(self, where: dict | None) -> tuple[list[str], np.ndarray]:
+        ids, vecs = [], []
+        for got in self._pages(["embeddings"], where):
             ids.extend(got["ids"])
             if len(got["ids"]):
                 vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
         return ids, (np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
 
+    def all_vectors(self) -> tuple[list[str], np.ndarray]:
+        return self._ids_and_vectors(None)
+
     def stored_hashes(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        total = self.collection.count()
-        for offset in range(0, total, CHROMA_MAX_BATCH):
-            got = self.collection.get(include=["metadatas"], limit=CHROMA_MAX_BATCH, offset=offset)
-            out.update((i, (m or {}).get("content_hash", "")) for i, m in zip(got["ids"], got["metadatas"]))
-        return out
+        return {i: (m or {}).get("content_hash", "") for i, m in self.all_metadata().items()}
 
     def sync(self, items: list[Item], embedder: Embedder, genre_vocabulary: list[str],
              progress: bool = False) -> SyncReport:
@@ -91,9 +96,7 @@ class ItemIndex:
 
     def all_metadata(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
-        total = self.collection.count()
-        for offset in range(0, total, CHROMA_MAX_BATCH):
-            got = self.collection.get(include=["metadatas"], limit=CHROMA_MAX_BATCH, offset=offset)
+        for got in self._pages(["metadatas"]):
             out.update(zip(got["ids"], got["metadatas"]))
         return out
 
@@ -106,16 +109,7 @@ class ItemIndex:
 
     def matching(self, where: dict | None) -> tuple[list[str], np.ndarray]:
         """Every item passing `where`, with its vector: the exact-search fallback's input."""
-        ids, vecs = [], []
-        total = self.collection.count()
-        for offset in range(0, total, CHROMA_MAX_BATCH):
-            got = self.collection.get(where=where, include=["embeddings"], limit=CHROMA_MAX_BATCH, offset=offset)
-            ids.extend(got["ids"])
-            if len(got["ids"]):
-                vecs.append(np.asarray(got["embeddings"], dtype=np.float32))
-            if len(got["ids"]) < CHROMA_MAX_BATCH:
-                break
-        return ids, (np.concatenate(vecs) if vecs else np.zeros((0, 0), dtype=np.float32))
+        return self._ids_and_vectors(where)
 
     def query(self, vector: np.ndarray, n: int, where: dict | None) -> tuple[list[str], list[float]]:
         result = self.collection.query(query_embeddings=vector[None, :].astype(np.float32), n_results=n,

@@ -6,7 +6,6 @@ from ui.offline import go_offline
 go_offline()
 
 import os  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -96,11 +95,6 @@ def recommender_100k(ml100k, embedder):
     home, client, _ = ml100k
     return Recommender(Dataset(home.dataset_db("ml-100k")), ItemIndex(client, "ml-100k"),
                        ProfileStore(client, "ml-100k", ProfileWeights()), embedder, FusionWeights())
-
-
-def copy_home(home: RuntimeHome, dest: Path) -> RuntimeHome:
-    shutil.copytree(home.root, dest, symlinks=True)
-    return RuntimeHome(dest)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,6 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.recommender import InvalidRequest, UnknownUser
     from assistant.request_parser import InvalidQuery
