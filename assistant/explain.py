@@ -28,8 +28,11 @@ def explain(item: Item, constraints: Constraints, evidence: Interaction | None, 
     if reference is not None:
         shared = sorted(set(item.genres) & set(reference.genres))
         reasons.append(f"close to {reference.label}" + (f" (shares {', '.join(shared)})" if shared else ""))
-    if evidence is not None and evidence_item is not None:
-        reasons.append(f"you rated {evidence_item.label} {evidence.rating:g}/5")
+    if evidence is not None and evidence_item is not None and (reference is None
+                                                                or evidence_item.item_id != reference.item_id):
+        shared = [g for g in item.genres if g in evidence_item.genres]
+        reasons.append(f"you rated {evidence_item.label} {evidence.rating:g}/5"
+                       + (f" ({'/'.join(shared)} too)" if shared else ""))
     head = "; ".join(reasons) if reasons else f"matches your request ({', '.join(item.genres) or 'no genre'})"
     text = head[0].upper() + head[1:] + "."
     if item.description:
@@ -37,10 +40,15 @@ def explain(item: Item, constraints: Constraints, evidence: Interaction | None, 
     return text
 
 
-def closest_liked(candidate_vector: np.ndarray, liked: list[tuple[Interaction, np.ndarray]]
-                  ) -> Interaction | None:
-    """The user's liked item whose vector is closest to the candidate: the grounding evidence."""
+EVIDENCE_MIN_SIMILARITY = 0.3
+
+
+def closest_liked(candidate_vector: np.ndarray, liked: list[tuple[Interaction, np.ndarray]],
+                  min_similarity: float = EVIDENCE_MIN_SIMILARITY) -> Interaction | None:
+    """The user's liked item whose vector is closest to the candidate: the grounding evidence. None when
+    even the closest is not close (cosine below `min_similarity`): no evidence beats a made-up link."""
     if not liked:
         return None
     sims = np.stack([v for _, v in liked]) @ candidate_vector
-    return liked[int(np.argmax(sims))][0]
+    best = int(np.argmax(sims))
+    return liked[best][0] if sims[best] >= min_similarity else None

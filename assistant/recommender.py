@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Recommendation:
 
 
 @dataclass
-class Reply:
+class Recommendations:
     request: Request
     items: list[Recommendation]
     requested: int
@@ -93,7 +94,6 @@ class Recommender:
             self.sequential_retriever = CandidateRetriever(sequential_index, self.genre_vocabulary)
             ids, vectors = index.all_vectors()
             self.text_vectors = dict(zip(ids, vectors))
-        self.rejected: dict[str, set[str]] = {}  # per user, from feedback in this process
 
     def history(self, user_id: str) -> list[Interaction]:
         history = self.dataset.user_history(user_id)
@@ -102,7 +102,23 @@ class Recommender:
         return history
 
     def recommend(self, text: str, user_id: str | None = None, k: int = 10,
-                  exclude: set[str] | None = None) -> Reply:
+                  exclude: set[str] | None = None) -> Recommendations:
+        history = self.history(user_id) if user_id is not None else []
+        started = time.perf_counter()
+        request = self.parser.parse(text)
+        parse_ms = round((time.perf_counter() - started) * 1000, 2)
+        reply = self.recommend_request(request, history, user_id, k, exclude)
+        reply.timings_ms = {"parse_ms": parse_ms, **reply.timings_ms}
+        reply.timings_ms["total_ms"] = round(reply.timings_ms["total_ms"] + parse_ms, 2)
+        return reply
+
+    def recommend_request(self, request: Request, history: list[Interaction], profile_user: str | None, k: int,
+                          exclude: set[str] | None = None, rerank: Callable | None = None,
+                          pool: int | None = None) -> Recommendations:
+        """Retrieve for an already parsed request. `history` is what the user has seen (excluded, and
+        their likes shape the sequential vector and the explanations); `profile_user` names the profile
+        vector fused with the query. `rerank(request, [(item, score)], k)` may reorder a pool of
+        `pool` candidates down to k (diversity, dislike penalties)."""
         if not isinstance(k, int) or not 1 <= k <= self.max_k:
             raise InvalidRequest(f"k must be a whole number from 1 to {self.max_k}, got {k!r}")
         timings: dict[str, float] = {}
@@ -114,32 +130,40 @@ class Recommender:
             timings[name] = round((now - clock) * 1000, 2)
             clock = now
 
-        history = self.history(user_id) if user_id is not None else []
-        request = self.parser.parse(text)
-        lap("parse_ms")
-        query_vector = self.embedder.encode_one(request.text)
-        profile = self.profiles.get(user_id) if user_id is not None else None
+        query_vector = self.embedder.encode_one(request.text) if request.text.strip() else None
+        profile = self.profiles.get(profile_user) if profile_user is not None else None
         reference_vectors = self.index.vectors(list(request.references)) if request.references else {}
         reference_mean = (np.mean(list(reference_vectors.values()), axis=0) if reference_vectors else None)
         vector = fuse([(self.fusion.query, query_vector),
                        (self.fusion.profile, profile.query_vector() if profile else None),
                        (self.fusion.liked_reference, reference_mean)])
+        if vector is None:
+            raise InvalidRequest("there is nothing to search with: say what you would like to watch")
         lap("embed_ms")
         excluded = {x.item_id for x in history} | set(request.references) | set(exclude or ())
-        excluded |= self.rejected.get(user_id or "", set())
+        wanted = k if rerank is None else min(self.max_k, max(k, pool or 3 * k))
         if self.sequential is not None and history:
-            chosen = self._hybrid(vector, history, request, excluded, k)
+            chosen = self._hybrid(vector, history, request, excluded, wanted)
         else:
-            retrieval = self.retriever.retrieve(vector, request.constraints, excluded, k)
+            retrieval = self.retriever.retrieve(vector, request.constraints, excluded, wanted)
             chosen = [(self.items[c.item_id], c.score) for c in retrieval.candidates if c.item_id in self.items]
         lap("retrieve_ms")
+        if rerank is not None:
+            chosen = rerank(request, chosen, k)[:k]
+            lap("rerank_ms")
         violations = [item.item_id for item, _ in chosen if not satisfies(item, request.constraints)]
         if violations:  # the filter and the independent check disagree: never serve a violating item
             raise RuntimeError(f"retrieval returned items violating {request.constraints}: {violations[:5]}")
         recommendations = self._explain(chosen, request, history)
         lap("explain_ms")
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return Reply(request, recommendations, k, timings)
+        return Recommendations(request, recommendations, k, timings)
+
+    def item_vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """Unit text vectors of the given items (for diversity and similarity to feedback)."""
+        if self.sequential is not None:
+            return {i: self.text_vectors[i] for i in item_ids if i in self.text_vectors}
+        return self.index.vectors(item_ids) if item_ids else {}
 
     def _hybrid(self, text_vector: np.ndarray, history: list[Interaction], request: Request, excluded: set[str],
                 k: int) -> list[tuple[Item, float]]:
@@ -174,7 +198,10 @@ class Recommender:
         reference = self.items.get(request.references[0]) if request.references else None
         out = []
         for item, score in chosen:
-            evidence = closest_liked(vectors[item.item_id], liked_vectors) if item.item_id in vectors else None
+            own = set(item.genres)
+            related = [(x, v) for x, v in liked_vectors if own & set(self.items[x.item_id].genres)]
+            evidence = closest_liked(vectors[item.item_id], related, min_similarity=-1.0) \
+                if item.item_id in vectors else None
             out.append(Recommendation(item, score, explain(
                 item, request.constraints, evidence, self.items.get(evidence.item_id) if evidence else None,
                 reference)))

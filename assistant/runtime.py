@@ -47,3 +47,12 @@ def build_recommender(settings: Settings, embedder: Embedder | None = None) -> R
             publish_sequential_vectors(dataset, sequential, client)
     return Recommender(dataset, index, profiles, embedder or open_embedder(settings), settings.fusion,
                        settings.max_k, sequential=sequential, sequential_index=sequential_index)
+
+
+def build_assistant(settings: Settings, embedder: Embedder | None = None):
+    from assistant.assistant import Assistant
+    from data.feedback import FeedbackStore
+
+    recommender = build_recommender(settings, embedder)
+    store = FeedbackStore(RuntimeHome(settings.home).feedback_db())
+    return Assistant(recommender, store, default_k=settings.default_k, diversity=settings.diversity)

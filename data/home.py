@@ -44,11 +44,14 @@ class RuntimeHome:
     def dataset_db(self, name: str) -> Path:
         return self.datasets / f"{name}.sqlite"
 
+    def feedback_db(self) -> Path:
+        return self.root / "feedback" / "events.sqlite"
+
     def embedding_cache(self) -> Path:
         return self.cache / "embeddings.sqlite"
 
     def ensure(self) -> "RuntimeHome":
         for path in (self.downloads, self.raw, self.models, self.chroma, self.datasets,
-                     self.cache, self.adapters, self.logs):
+                     self.cache, self.adapters, self.logs, self.root / "feedback"):
             path.mkdir(parents=True, exist_ok=True)
         return self

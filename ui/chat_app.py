@@ -7,11 +7,11 @@ go_offline()
 
 import html  # noqa: E402
 
-from assistant.recommender import InvalidRequest, Reply, UnknownUser  # noqa: E402
+from assistant.recommender import InvalidRequest, Recommendations, UnknownUser  # noqa: E402
 from assistant.request_parser import InvalidQuery  # noqa: E402
 
 
-def render_reply(reply: Reply) -> str:
+def render_reply(reply: Recommendations) -> str:
     lines = []
     if reply.message:
         lines.append(f"_{html.escape(reply.message)}_\n")

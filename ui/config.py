@@ -62,7 +62,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_k=_number("default_k", get("default_k", base.default_k), int),
         max_k=_number("max_k", get("max_k", base.max_k), int), fusion=fusion, profile=profile,
         server_host=str(get("server_host", base.server_host)),
-        server_port=_number("server_port", get("server_port", base.server_port), int), models=models)
+        server_port=_number("server_port", get("server_port", base.server_port), int), models=models,
+        diversity=_number("diversity", get("diversity", base.diversity), float),
+        auth_user=get("auth_user") or None, auth_password=get("auth_password") or None,
+        log_requests=str(get("log_requests", "false")).lower() in ("1", "true", "yes"))
+    if not 0.0 <= settings.diversity <= 1.0:
+        raise ConfigError(f"diversity must be between 0 and 1, got {settings.diversity}")
     if profile.half_life_days <= 0 or profile.rating_scale <= 0:
         raise ConfigError("profile_half_life_days and profile_rating_scale must be positive")
     if not 1 <= settings.default_k <= settings.max_k:

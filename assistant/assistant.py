@@ -1,0 +1,250 @@
+"""The conversational turn engine shared by the chat UI, the terminal chat, the CLI and Python callers.
+
+    assistant = Assistant(recommender, FeedbackStore(home.feedback_db()))
+    session = assistant.new_session(user_id="1m_42")      # or None: a new user
+    reply = assistant.reply(session, "a funny 90s comedy")
+    assistant.feedback(session, reply.items[0].item.item_id, liked=False)
+
+Feedback is stored durably first, then applied at once: a like joins the user's history and pulls
+their profile vector towards the item; a dislike excludes the item for that user for good and
+pushes the profile away. Items already shown in a session do not come back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.dialogue import ConversationState, Turn, interpret
+from assistant.diversity import mmr_order
+from assistant.recommender import Recommendation, Recommender, UnknownUser
+from assistant.request_parser import InvalidQuery, Request
+from data.catalogue import Interaction, Item
+from data.feedback import DISLIKE, LIKE, FeedbackEvent, FeedbackStore
+
+LIKE_RATING = 5.0  # how a thumbs-up enters history and profile
+DISLIKE_RATING = 1.0
+NEW_USER_PREFIX = "new_"
+
+HELP = ("Tell me what you feel like watching, for example *a funny 90s comedy*, *scary movies from the 80s "
+        "but nothing too gory*, or *more like Alien*. You can refine: *older ones*, *less violent*, *more like "
+        "the second one*, *not that one*, *something else*. New here? Say *I loved Heat and Ronin*.")
+
+
+class UnknownItem(LookupError):
+    pass
+
+
+@dataclass
+class Session:
+    session_id: str
+    user_id: str
+    is_new_user: bool
+    state: ConversationState = field(default_factory=ConversationState)
+    shown: list[str] = field(default_factory=list)  # every item shown in this session, in order
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+@dataclass
+class Reply:
+    kind: str  # recommendations | cold_start | off_topic | greeting | reset | error
+    text: str
+    items: list[Recommendation] = field(default_factory=list)
+    request: Request | None = None
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {"kind": self.kind, "text": self.text, "items": [r.to_json() for r in self.items],
+               "returned": len(self.items), "timings_ms": self.timings_ms}
+        if self.request is not None:
+            out["constraints"] = self.request.constraints.describe()
+            out["references"] = list(self.request.reference_labels)
+        return out
+
+
+@dataclass(frozen=True)
+class FeedbackAck:
+    event_id: str
+    stored: bool  # False when this event_id had been stored before (a double click counts once)
+    message: str
+
+
+class Assistant:
+    def __init__(self, recommender: Recommender, feedback: FeedbackStore, default_k: int = 10,
+                 diversity: float = 0.15, dislike_penalty: float = 0.5, adapter_version: str | None = None):
+        self.recommender = recommender
+        self.store = feedback
+        self.dataset = recommender.dataset.name
+        self.default_k = default_k
+        self.diversity = diversity
+        self.dislike_penalty = dislike_penalty
+        self.adapter_version = adapter_version
+        self._known_users: set[str] | None = None
+
+    # ---- users and sessions ---------------------------------------------------------------------
+    def known_users(self) -> set[str]:
+        if self._known_users is None:
+            self._known_users = set(self.recommender.dataset.user_ids())
+        return self._known_users
+
+    def new_session(self, user_id: str | None = None) -> Session:
+        if user_id is None or not str(user_id).strip():
+            return Session(uuid.uuid4().hex, NEW_USER_PREFIX + uuid.uuid4().hex[:12], is_new_user=True)
+        user_id = str(user_id).strip()
+        if user_id not in self.known_users() and not (user_id.startswith(NEW_USER_PREFIX)
+                                                       and self.store.events(self.dataset, user_id)):
+            raise UnknownUser(f"unknown user {user_id!r} in data set {self.dataset!r}; leave the user empty "
+                              f"to start as a new user")
+        return Session(uuid.uuid4().hex, user_id, is_new_user=user_id not in self.known_users())
+
+    def feedback_state(self, user_id: str) -> tuple[list[Interaction], set[str]]:
+        """(liked interactions in order, disliked item ids) from the stored events; the last word on an
+        item wins, so a like after a dislike lifts the exclusion."""
+        last: dict[str, tuple[str, float]] = {}
+        for event in self.store.events(self.dataset, user_id):
+            last.pop(event.item_id, None)
+            last[event.item_id] = (event.value, event.timestamp)
+        liked = [Interaction(user_id, i, LIKE_RATING, int(t)) for i, (v, t) in last.items() if v == LIKE]
+        disliked = {i for i, (v, _) in last.items() if v == DISLIKE}
+        return liked, disliked
+
+    def history(self, session: Session) -> list[Interaction]:
+        """Everything the user has rated: the data set's history plus their thumbs-up."""
+        base = [] if session.is_new_user else self.recommender.dataset.user_history(session.user_id)
+        liked, _ = self.feedback_state(session.user_id)
+        seen = {x.item_id for x in base}
+        return base + [x for x in liked if x.item_id not in seen]
+
+    # ---- one turn -------------------------------------------------------------------------------
+    def reply(self, session: Session, text: str, k: int | None = None) -> Reply:
+        k = self.default_k if k is None else k
+        with session.lock:
+            try:
+                turn = interpret(text, session.state, self.recommender.parser)
+            except InvalidQuery as err:
+                return Reply("error", str(err)[0].upper() + str(err)[1:] + ".")
+            if turn.kind == "greeting":
+                return Reply("greeting", "Hi! " + HELP)
+            if turn.kind == "off_topic":
+                return Reply("off_topic", "I can only help you find films from this catalogue. " + HELP)
+            if turn.kind == "reset":
+                session.state = ConversationState(shown_titles=session.state.shown_titles)
+                return Reply("reset", "Starting over: all constraints cleared. What would you like to watch?")
+            return self._recommend(session, turn, k)
+
+    def _recommend(self, session: Session, turn: Turn, k: int) -> Reply:
+        started = time.perf_counter()
+        preface = []
+        if turn.kind == "cold_start":
+            for entry in turn.liked:
+                self._record(session, entry.item_id, LIKE, {"source": "stated in chat"})
+            labels = [e.title if e.year is None else f"{e.title} ({e.year})" for e in turn.liked]
+            preface.append("Noted that you like " + _join(labels) + ".")
+        for item_id in turn.rejected:
+            self._record(session, item_id, DISLIKE, {"source": "rejected in chat",
+                                                     "query": session.state.query_text})
+            preface.append(f"Dropped {self.recommender.items[item_id].label}; it will not come back.")
+        history = self.history(session)
+        _, disliked = self.feedback_state(session.user_id)
+        request = turn.request
+        result = self.recommender.recommend_request(
+            request, history, session.user_id, k, exclude=set(session.shown) | disliked,
+            rerank=self._reranker(disliked), pool=max(3 * k, 30))
+        self._remember(session, turn, result.items)
+        text = " ".join(preface + [self._describe(request, len(result.items), k)])
+        timings = {**result.timings_ms, "turn_ms": round((time.perf_counter() - started) * 1000, 2)}
+        return Reply("cold_start" if turn.kind == "cold_start" else "recommendations", text, result.items,
+                     request, timings)
+
+    def _reranker(self, disliked: set[str]):
+        def rerank(request: Request, chosen: list[tuple[Item, float]], k: int) -> list[tuple[Item, float]]:
+            if len(chosen) <= 1:
+                return chosen
+            ids = [item.item_id for item, _ in chosen]
+            vectors = self.recommender.item_vectors(ids + sorted(disliked))
+            if any(i not in vectors for i in ids):
+                return chosen[:k]
+            matrix = np.stack([vectors[i] for i in ids])
+            relevance = np.array([score for _, score in chosen], dtype=np.float64)
+            relevance = (relevance - relevance.min()) / max(np.ptp(relevance), 1e-12)
+            disliked_vectors = [vectors[i] for i in disliked if i in vectors]
+            if disliked_vectors and self.dislike_penalty:
+                closeness = (matrix @ np.stack(disliked_vectors).T).max(axis=1)
+                relevance = relevance - self.dislike_penalty * np.clip(closeness, 0.0, None)
+            order = mmr_order(relevance, matrix, self.diversity, k)
+            return [chosen[n] for n in order]
+
+        return rerank
+
+    def _remember(self, session: Session, turn: Turn, items: list[Recommendation]) -> None:
+        state = session.state
+        request = turn.request
+        state.query_text = request.text
+        state.constraints = request.constraints
+        state.references = request.references
+        state.reference_labels = request.reference_labels
+        state.last_items = tuple(r.item.item_id for r in items)
+        state.last_years = tuple(r.item.year for r in items)
+        state.shown_titles.update({r.item.item_id: r.item.title for r in items})
+        state.turns += 1
+        session.shown.extend(r.item.item_id for r in items if r.item.item_id not in session.shown)
+
+    @staticmethod
+    def _describe(request: Request, returned: int, k: int) -> str:
+        parts = []
+        if not request.constraints.is_empty():
+            parts.append(f"Looking for: {request.constraints.describe()}.")
+        if request.reference_labels:
+            parts.append("In the vein of " + _join(list(request.reference_labels)) + ".")
+        parts.extend(note[0].upper() + note[1:] + "." for note in request.notes)
+        if returned == 0:
+            parts.append("Nothing left in the catalogue matches all of that. Try loosening a constraint, or say "
+                         "'start over'.")
+        elif returned < k:
+            parts.append(f"Only {returned} titles match every constraint.")
+        else:
+            parts.append(f"Here are {returned} picks.")
+        return " ".join(parts)
+
+    # ---- feedback -------------------------------------------------------------------------------
+    def feedback(self, session: Session, item_id: str, liked: bool, event_id: str | None = None,
+                 rating: float | None = None, comment: str | None = None) -> FeedbackAck:
+        """Store one thumbs up/down durably, then apply it to this user at once."""
+        if item_id not in self.recommender.items:
+            raise UnknownItem(f"unknown item {item_id!r} in data set {self.dataset!r}")
+        with session.lock:
+            position = (session.state.last_items.index(item_id) + 1
+                        if item_id in session.state.last_items else None)
+            context = {"query": session.state.query_text, "shown": list(session.state.last_items),
+                       "position": position}
+            stored = self._record(session, item_id, LIKE if liked else DISLIKE, context, event_id, rating, comment)
+        label = self.recommender.items[item_id].label
+        if not stored[1]:
+            return FeedbackAck(stored[0], False, f"Already noted for {label}.")
+        return FeedbackAck(stored[0], True, (f"Noted: you like {label}." if liked else
+                                             f"Noted: {label} will not be recommended to you again."))
+
+    def _record(self, session: Session, item_id: str, value: str, context: dict, event_id: str | None = None,
+                rating: float | None = None, comment: str | None = None) -> tuple[str, bool]:
+        event = FeedbackEvent(self.dataset, session.user_id, session.session_id, item_id, value, context,
+                              rating, comment, self.adapter_version,
+                              **({"event_id": event_id} if event_id else {}))
+        stored = self.store.record(event)  # durable before anything else changes
+        if stored:
+            vector = self.recommender.item_vectors([item_id]).get(item_id)
+            if vector is not None:
+                profiles = self.recommender.profiles
+                current = profiles.get(session.user_id)
+                # On the profile's own clock: a live event is the newest one, without aging a history
+                # that the data set dates years back.
+                when = current.ref_time if current is not None else int(event.timestamp)
+                profiles.record_event(session.user_id, vector, LIKE_RATING if value == LIKE else DISLIKE_RATING,
+                                      when)
+        return event.event_id, stored
+
+
+def _join(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
