@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -83,6 +84,15 @@ class Assistant:
         self.dislike_penalty = dislike_penalty
         self.adapter_version = adapter_version
         self._known_users: set[str] | None = None
+        self.writer = None  # an explanation writer (language model); None: the template explanations stand
+
+    def explain_stream(self, session: Session, reply: Reply) -> Iterator[tuple[int, str]]:
+        """Better explanations for `reply.items`, (index, text) one at a time, for after the cards are shown.
+        Yields nothing without a writer; each text has passed verification (else it is the template)."""
+        if self.writer is None or not reply.items:
+            return
+        history = self.history(session)
+        yield from self.writer.write(reply, history)
 
     # ---- users and sessions ---------------------------------------------------------------------
     def known_users(self) -> set[str]:
