@@ -29,7 +29,7 @@ from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
 from finetune.training import RerankExample, TrainConfig, train
-from retrieval.sequential import SASRecRetriever
+from retrieval.sequential import MODEL_FILE, SASRecRetriever
 
 N_CANDIDATES = 20
 FIT_USERS = 1000  # at most a fifth of the users
@@ -47,7 +47,7 @@ class RerankContext:
 
     @staticmethod
     def load(home: RuntimeHome, dataset_name: str, sequential_dir: Path) -> "RerankContext":
-        if not (sequential_dir / "model.pt").exists():
+        if not (sequential_dir / MODEL_FILE).exists():
             raise FileNotFoundError(f"no sequential retriever at {sequential_dir}; run `recsys train-retriever` first")
         dataset = Dataset(home.dataset_db(dataset_name))
         users, items, ratings, times = dataset.interaction_arrays()

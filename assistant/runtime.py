@@ -11,6 +11,7 @@ from retrieval.vector_store import ChromaLocation, open_client
 from assistant.recommender import Recommender
 from assistant.retriever_training import SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir
 from assistant.settings import Settings
+from retrieval.sequential import MODEL_FILE
 
 
 def chroma_location(settings: Settings) -> ChromaLocation:
@@ -38,7 +39,7 @@ def build_recommender(settings: Settings, embedder: Embedder | None = None) -> R
     profiles = ProfileStore(client, settings.dataset, settings.profile)
     sequential, sequential_index = None, None
     model_dir = sequential_model_dir(home, settings.dataset)
-    if (model_dir / "model.pt").exists():
+    if (model_dir / MODEL_FILE).exists():
         from retrieval.sequential import SASRecRetriever
 
         sequential = SASRecRetriever.load(model_dir)

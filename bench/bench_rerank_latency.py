@@ -73,7 +73,7 @@ def main(argv=None):
     if args.adapter:  # base modes use the adapter's prompt, so every mode scores the same tokens
         from finetune.scorer import prompt_from_dict
 
-        prompt = prompt_from_dict(torch.load(Path(args.adapter) / "head.pt", weights_only=False)["prompt"])
+        prompt = prompt_from_dict(json.loads((Path(args.adapter) / "head.json").read_text())["prompt"])
     base = build_scorer(args.model, prompt=prompt)
     pre, suf = zip(*(base.encode(h, c) for h, c in lists))
     res["mean_prefix_tokens"] = float(np.mean([len(x) for x in pre]))

@@ -1,16 +1,20 @@
 """Versioned adapter registry: one folder per version under a root, plus a 'serving' pointer.
 
     <root>/v0001/adapter/      peft LoRA weights (adapter_config.json, adapter_model.safetensors)
-    <root>/v0001/head.pt       score head + residual retriever weight + prompt
+    <root>/v0001/head.safetensors, head.json   score head + residual retriever weight; head kind + prompt
     <root>/v0001/config.json   training config + base model
     <root>/v0001/data_summary.json, metrics.json
-    <root>/serving.json        {"version": "v0001"}
+    <root>/v0001/manifest.json sha256 of every file above, written at publish time
+    <root>/serving.json        {"version": "v0001", "previous": [...]}
 
 Versions are copied in under a temporary name and renamed, and the pointer is replaced
-atomically, so a reader never sees a half-written version.
+atomically, so a reader never sees a half-written version. A version whose files do not match
+its manifest (corrupted, truncated, tampered with) is never promoted or loaded. Weights are read
+only from safetensors: nothing here unpickles.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +24,58 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _VERSION = re.compile(r"^v(\d{4,})$")
+HEAD_TENSORS = "head.safetensors"
+HEAD_META = "head.json"
+MANIFEST = "manifest.json"
+_HEAD_KEYS = ("head_vec", "head_bias", "retriever_weight")
+
+
+class CorruptAdapter(ValueError):
+    pass
+
+
+def write_head(folder: Path, state: dict) -> None:
+    """A scorer's head state as safetensors (tensors) + JSON (head kind, prompt)."""
+    from safetensors.torch import save_file
+
+    save_file({k: state[k].contiguous() for k in _HEAD_KEYS}, str(Path(folder) / HEAD_TENSORS))
+    (Path(folder) / HEAD_META).write_text(json.dumps({"head": state["head"], "prompt": state["prompt"]}, indent=2))
+
+
+def read_head(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    state = dict(load_file(str(Path(folder) / HEAD_TENSORS)))
+    state.update(json.loads((Path(folder) / HEAD_META).read_text()))
+    return state
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            out[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def verify_folder(folder: Path) -> list[str]:
+    """Problems with an adapter folder against its manifest; [] when every file is intact."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).exists():
+        return [f"{folder.name}: no {MANIFEST}"]
+    try:
+        expected = json.loads((folder / MANIFEST).read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{folder.name}: unreadable {MANIFEST}"]
+    actual = _file_digests(folder)
+    problems = [f"{folder.name}: missing {name}" for name in expected if name not in actual]
+    problems += [f"{folder.name}: checksum mismatch in {name}" for name in expected
+                 if name in actual and actual[name] != expected[name]]
+    problems += [f"{folder.name}: unexpected file {name}" for name in actual if name not in expected]
+    for required in ("adapter/adapter_config.json", HEAD_TENSORS, HEAD_META):
+        if required not in expected:
+            problems.append(f"{folder.name}: incomplete, no {required}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -58,8 +114,8 @@ class AdapterRegistry:
     def publish(self, folder: Path | str) -> str:
         """Copy a finished adapter folder in as the next version; returns its name."""
         folder = Path(folder)
-        if not (folder / "adapter").is_dir() or not (folder / "head.pt").exists():
-            raise ValueError(f"{folder} is not an adapter folder (adapter/ and head.pt expected)")
+        if not (folder / "adapter").is_dir() or not (folder / HEAD_TENSORS).exists():
+            raise ValueError(f"{folder} is not an adapter folder (adapter/ and {HEAD_TENSORS} expected)")
         self.root.mkdir(parents=True, exist_ok=True)
         while True:
             existing = self._versions()
@@ -67,6 +123,9 @@ class AdapterRegistry:
             name = f"v{n:04d}"
             tmp = self.root / f".{name}.partial-{os.getpid()}-{time.time_ns()}"
             shutil.copytree(folder, tmp)
+            (tmp / MANIFEST).unlink(missing_ok=True)
+            (tmp / MANIFEST).write_text(json.dumps({"files": _file_digests(tmp), "published": time.time()},
+                                                   indent=2))
             try:
                 os.rename(tmp, self.root / name)  # fails if another writer took the name
                 return name
@@ -76,17 +135,47 @@ class AdapterRegistry:
                     continue
                 raise
 
+    def verify(self, version: str) -> list[str]:
+        return verify_folder(self.path(version))
+
+    def _pointer(self) -> dict:
+        p = self.root / "serving.json"
+        try:
+            return json.loads(p.read_text()) if p.exists() else {}
+        except ValueError:
+            return {}
+
     def set_serving(self, version: str) -> None:
+        """Promote a version (after checking every file against its manifest): one atomic rename."""
         self.path(version)
-        tmp = self.root / "serving.json.tmp"
-        tmp.write_text(json.dumps({"version": version, "since": time.time()}))
+        problems = self.verify(version)
+        if problems:
+            raise CorruptAdapter(f"refusing to serve {version}: " + "; ".join(problems))
+        pointer = self._pointer()
+        previous = list(pointer.get("previous", []))
+        if pointer.get("version") and pointer["version"] != version:
+            previous.append(pointer["version"])
+        tmp = self.root / f"serving.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps({"version": version, "since": time.time(), "previous": previous[-50:]}))
         os.replace(tmp, self.root / "serving.json")
 
+    def rollback(self) -> str:
+        """Serve the version that served before the current one; returns it."""
+        pointer = self._pointer()
+        previous = [v for v in pointer.get("previous", []) if v in self._versions()]
+        if not previous:
+            raise KeyError("nothing to roll back to: no earlier serving version")
+        target = previous[-1]
+        problems = self.verify(target)
+        if problems:
+            raise CorruptAdapter(f"cannot roll back to {target}: " + "; ".join(problems))
+        tmp = self.root / f"serving.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps({"version": target, "since": time.time(), "previous": previous[:-1]}))
+        os.replace(tmp, self.root / "serving.json")
+        return target
+
     def serving(self) -> str | None:
-        p = self.root / "serving.json"
-        if not p.exists():
-            return None
-        v = json.loads(p.read_text()).get("version")
+        v = self._pointer().get("version")
         return v if v in self._versions() else None
 
     def load(self, version: str | None = None, model_dir: Path | str | None = None, merge: bool = False,
@@ -95,6 +184,9 @@ class AdapterRegistry:
         version = version or self.serving() or (self._versions() or [None])[-1]
         if version is None:
             raise KeyError(f"no adapter versions in {self.root}")
+        problems = self.verify(version)
+        if problems:
+            raise CorruptAdapter(f"refusing to load {version}: " + "; ".join(problems))
         return load_adapter(self.path(version), model_dir=model_dir, merge=merge, dtype=dtype)
 
 
@@ -111,7 +203,7 @@ def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge:
     folder = Path(folder)
     cfg = json.loads((folder / "config.json").read_text())
     model_dir = model_dir or cfg["model_dir"]
-    head = torch.load(folder / "head.pt", weights_only=False)
+    head = read_head(folder)
     base, tok = load_base(model_dir, dtype=dtype or torch.float32)
     model = PeftModel.from_pretrained(base, str(folder / "adapter"))
     if merge:

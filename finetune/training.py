@@ -152,7 +152,9 @@ def save_adapter_folder(scorer: RerankScorer, folder: Path, config: TrainConfig,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     scorer.model.save_pretrained(str(tmp / "adapter"))
-    torch.save(scorer.head_state(), tmp / "head.pt")
+    from finetune.adapters import write_head
+
+    write_head(tmp, scorer.head_state())
     (tmp / "config.json").write_text(json.dumps({"model_dir": str(model_dir), "model_name": Path(model_dir).name,
                                                  "train": config.to_dict()}, indent=2))
     (tmp / "data_summary.json").write_text(json.dumps(summary, indent=2))
@@ -197,7 +199,7 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
     state = {"step": 0, "seen": 0, "losses": [], "wall_s": 0.0}
     ckpt = out_dir / CHECKPOINT
     if resume and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=True)
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(scorer.model, saved["lora"])

@@ -33,7 +33,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 PAD = 0
-MODEL_FILE = "model.pt"          # state dict + config + vocabulary (the one file the loader needs)
+MODEL_FILE = "model.safetensors"  # the weights; config.json and vocab.json complete the model (no pickle)
 CONFIG_FILE = "config.json"      # readable copies
 VOCAB_FILE = "vocab.json"
 META_FILE = "meta.json"          # training record of the best checkpoint
@@ -244,23 +244,28 @@ class SASRecRetriever:
 
     @staticmethod
     def load(folder: Path) -> "SASRecRetriever":
-        bundle = torch.load(Path(folder) / MODEL_FILE, map_location="cpu", weights_only=False)
-        cfg = SASRecConfig.from_json(bundle["config"])
-        model = SASRec(len(bundle["vocab"]), cfg)
-        model.load_state_dict(bundle["state_dict"])
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        cfg = SASRecConfig.from_json(json.loads((folder / CONFIG_FILE).read_text()))
+        vocab = json.loads((folder / VOCAB_FILE).read_text())
+        model = SASRec(len(vocab), cfg)
+        model.load_state_dict(load_file(str(folder / MODEL_FILE)))
         model.eval()
-        return SASRecRetriever(model, bundle["vocab"])
+        return SASRecRetriever(model, vocab)
 
     def save(self, folder: Path, meta: dict | None = None) -> None:
-        """Write model.pt (state dict + config + vocab), config.json, vocab.json, meta.json atomically."""
+        """Write model.safetensors, config.json, vocab.json, meta.json, each atomically; the weights last."""
+        from safetensors.torch import save_file
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        bundle = {"state_dict": self.model.state_dict(), "config": self.config.to_json(), "vocab": self.ids,
-                  "meta": meta or {}}
-        _atomic_torch_save(bundle, folder / MODEL_FILE)
         _atomic_json(self.config.to_json(), folder / CONFIG_FILE)
         _atomic_json(self.ids, folder / VOCAB_FILE)
         _atomic_json(meta or {}, folder / META_FILE)
+        tmp = folder / (MODEL_FILE + ".tmp")
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / MODEL_FILE)
 
     # ---- inference
     @property
@@ -377,7 +382,7 @@ def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Ma
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "wall_s": 0.0, "history": []}
     resume_path = out_dir / RESUME_FILE
     if resume and resume_path.exists():
-        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        saved = torch.load(resume_path, map_location="cpu", weights_only=True)
         old = SASRecConfig.from_json(saved.get("config", {}))
         if _same_model(old, cfg) and saved.get("vocab") == retriever.ids:
             model.load_state_dict(saved["state_dict"])

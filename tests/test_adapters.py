@@ -16,7 +16,10 @@ CANDIDATES = ["Star Wars (1977) [Action, Sci-Fi]", "Babe (1995) [Comedy]", "Se7e
 def _fake_adapter_folder(folder: Path) -> Path:
     (folder / "adapter").mkdir(parents=True)
     (folder / "adapter" / "adapter_config.json").write_text("{}")
-    torch.save({"head": "yesno"}, folder / "head.pt")
+    from finetune.adapters import write_head
+
+    write_head(folder, {"head": "yesno", "prompt": {}, "head_vec": torch.zeros(4), "head_bias": torch.zeros(()),
+                        "retriever_weight": torch.ones(())})
     (folder / "metrics.json").write_text(json.dumps({"loss_end": 1.0}))
     (folder / "config.json").write_text(json.dumps({"model_dir": "x"}))
     return folder
@@ -41,6 +44,51 @@ def test_registry_versions_and_serving(tmp_path):
     assert not [p for p in (tmp_path / "adapters").iterdir() if "partial" in p.name]
     with pytest.raises(ValueError):
         reg.publish(tmp_path)  # not an adapter folder
+
+
+def test_promote_and_rollback_keep_a_history(tmp_path):
+    from finetune.adapters import AdapterRegistry
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    src = _fake_adapter_folder(tmp_path / "a")
+    for _ in range(3):
+        reg.publish(src)
+    reg.set_serving("v0001")
+    reg.set_serving("v0002")
+    reg.set_serving("v0003")
+    assert reg.rollback() == "v0002" and reg.serving() == "v0002"
+    assert reg.rollback() == "v0001" and reg.serving() == "v0001"
+    with pytest.raises(KeyError):
+        reg.rollback()
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate", "delete_head", "extra_file", "drop_manifest"])
+def test_a_corrupted_or_partial_version_is_never_promoted_or_loaded(tmp_path, damage):
+    from finetune.adapters import AdapterRegistry, CorruptAdapter
+
+    reg = AdapterRegistry(tmp_path / "adapters")
+    src = _fake_adapter_folder(tmp_path / "a")
+    reg.set_serving(reg.publish(src))
+    bad = reg.path(reg.publish(src))
+    head = bad / "head.safetensors"
+    if damage == "flip_byte":
+        data = bytearray(head.read_bytes())
+        data[-1] ^= 0xFF
+        head.write_bytes(bytes(data))
+    elif damage == "truncate":
+        head.write_bytes(head.read_bytes()[:10])
+    elif damage == "delete_head":
+        head.unlink()
+    elif damage == "extra_file":
+        (bad / "adapter" / "evil.pkl").write_bytes(b"x")
+    else:
+        (bad / "manifest.json").unlink()
+    assert reg.verify("v0002")
+    with pytest.raises(CorruptAdapter):
+        reg.set_serving("v0002")
+    with pytest.raises(CorruptAdapter):
+        reg.load("v0002")
+    assert reg.serving() == "v0001"
 
 
 @needs_model

@@ -109,7 +109,7 @@ def test_few_steps_move_scores_the_right_way_and_resume(tmp_path):
     assert res["examples_seen"] == 8 and res["optimizer_steps"] == 8  # resumed, not restarted
     assert res["version"] == "v0001" and reg.versions()[0].metrics["examples_seen"] == 8
     folder = Path(res["adapter_dir"])
-    for name in ("adapter/adapter_config.json", "head.pt", "config.json", "data_summary.json", "metrics.json"):
+    for name in ("adapter/adapter_config.json", "head.safetensors", "head.json", "config.json", "data_summary.json", "metrics.json"):
         assert (folder / name).exists(), name
     assert json.loads((folder / "data_summary.json").read_text())["examples"] == 8
     assert res["wall_time_s"] > 0 and res["loss_end"] < res["loss_start"]
