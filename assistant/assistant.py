@@ -128,6 +128,17 @@ class Assistant:
         seen = {x.item_id for x in base}
         return base + [x for x in liked if x.item_id not in seen]
 
+    def forget(self, session: Session, home):
+        """Erase everything held about this session's user (see assistant.forget); the session is emptied."""
+        from assistant.forget import forget_user
+
+        with session.lock:
+            report = forget_user(home, self.dataset, session.user_id, self.store, self.recommender.profiles)
+            session.state = ConversationState()
+            session.shown.clear()
+        self._known_users = None
+        return report
+
     # ---- one turn -------------------------------------------------------------------------------
     def reply(self, session: Session, text: str, k: int | None = None) -> Reply:
         k = self.default_k if k is None else k

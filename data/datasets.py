@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.fetch import is_complete
+from data.forgotten import ForgottenUsers
 from data.home import RuntimeHome
 from data.importer import read_catalogue, read_interactions
 from data.movielens import load_interactions, load_items
@@ -27,7 +28,9 @@ def build_movielens(home: RuntimeHome, name: str) -> Coverage:
     items = load_items(home.raw / name, name)
     summaries = load_summaries(home.raw / FILM_SUMMARIES.name / "movie_summaries.json")
     items, coverage = attach_summaries(items, summaries)
-    write_dataset(home.dataset_db(name), items, load_interactions(home.raw / name, name),
+    forgotten = ForgottenUsers(home.forgotten_users()).of(name)
+    interactions = (x for x in load_interactions(home.raw / name, name) if x.user_id not in forgotten)
+    write_dataset(home.dataset_db(name), items, interactions,
                   meta={"source": name, "summary_coverage": {"matched": coverage.matched, "items": coverage.items}})
     return coverage
 
@@ -36,6 +39,8 @@ def build_custom(home: RuntimeHome, name: str, catalogue: Path, interactions: Pa
     """Validate both files completely, then write the data set; returns the item count."""
     items = read_catalogue(catalogue)
     events = read_interactions(interactions, {i.item_id for i in items}) if interactions else []
+    forgotten = ForgottenUsers(home.forgotten_users()).of(name)
+    events = [x for x in events if x.user_id not in forgotten]
     write_dataset(home.dataset_db(name), items, events,
                   meta={"source": str(catalogue), "interactions_source": str(interactions or "")})
     return len(items)

@@ -170,7 +170,10 @@ class FeedbackStore:
     def forget_user(self, dataset: str, user_id: str) -> int:
         """Erase every event of one user (privacy). Returns the number removed."""
         conn = self._connect()
-        return conn.execute("DELETE FROM events WHERE dataset = ? AND user_id = ?", (dataset, user_id)).rowcount
+        conn.execute("PRAGMA secure_delete=ON")  # overwrite the freed pages: nothing readable is left behind
+        removed = conn.execute("DELETE FROM events WHERE dataset = ? AND user_id = ?", (dataset, user_id)).rowcount
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

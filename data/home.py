@@ -47,6 +47,9 @@ class RuntimeHome:
     def feedback_db(self) -> Path:
         return self.root / "feedback" / "events.sqlite"
 
+    def forgotten_users(self) -> Path:
+        return self.root / "feedback" / "forgotten_users.json"
+
     def embedding_cache(self) -> Path:
         return self.cache / "embeddings.sqlite"
 

@@ -96,3 +96,17 @@ class Dataset:
 
     def user_ids(self) -> list[str]:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT user_id FROM interactions")]
+
+
+def delete_user(path: Path, user_id: str) -> int:
+    """Remove one user's interactions from a stored data set in place (privacy erasure); returns the count.
+    The deletion is one transaction, and VACUUM rewrites the file so the rows are not left in free pages."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        with conn:
+            removed = conn.execute("DELETE FROM interactions WHERE user_id = ?", (user_id,)).rowcount
+        conn.execute("VACUUM")
+    finally:
+        conn.close()
+    return removed

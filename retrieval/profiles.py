@@ -81,6 +81,13 @@ class ProfileStore:
         return Profile(user_id, np.asarray(got["embeddings"][0], dtype=np.float32), int(meta["ref_time"]),
                        int(meta["events"]))
 
+    def delete(self, user_id: str) -> bool:
+        """Remove one user's profile; True if there was one."""
+        if not self.collection.get(ids=[user_id], include=[])["ids"]:
+            return False
+        self.collection.delete(ids=[user_id])
+        return True
+
     def put(self, profiles: list[Profile]) -> None:
         for start in range(0, len(profiles), 5000):
             chunk = profiles[start:start + 5000]

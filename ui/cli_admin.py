@@ -1,0 +1,87 @@
+"""Operator commands of `recsys`: forget a user, manage adapter versions, export feedback."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def cmd_forget(settings, args) -> int:
+    from assistant.forget import forget_user
+    from assistant.runtime import chroma_location
+    from data.feedback import FeedbackStore
+    from data.home import RuntimeHome
+    from retrieval.profiles import ProfileStore
+    from retrieval.vector_store import open_client
+
+    home = RuntimeHome(settings.home)
+    dataset = args.dataset or settings.dataset
+    client = open_client(chroma_location(settings))
+    report = forget_user(home, dataset, args.user, FeedbackStore(home.feedback_db()),
+                         ProfileStore(client, dataset, settings.profile))
+    print(report.describe())
+    return 0
+
+
+def cmd_adapters(settings, args) -> int:
+    from data.home import RuntimeHome
+    from finetune.adapters import AdapterRegistry
+
+    registry = AdapterRegistry(RuntimeHome(settings.home).adapters)
+    if args.action == "list":
+        serving = registry.serving()
+        versions = registry.versions()
+        if not versions:
+            print(f"no adapter versions in {registry.root}; `recsys train` makes one")
+        for v in versions:
+            problems = registry.verify(v.version)
+            fused = _fusion(v.path).get("fused_ndcg@10")
+            gate = v.metrics.get("gate", {})
+            print(f"{'*' if v.version == serving else ' '} {v.version}  {v.config.get('model_name', '?'):8}  "
+                  f"examples {v.metrics.get('examples_seen', '?')}  loss {v.metrics.get('loss_end', float('nan')):.3f}  "
+                  f"fused NDCG@10 {fused if fused is not None else '-'}  "
+                  f"{'gate ' + gate.get('decision', '') if gate else ''}  {'CORRUPT: ' + problems[0] if problems else ''}")
+        return 0
+    if args.action == "promote":
+        if not args.version:
+            raise SystemExit("recsys adapters promote: give a version, e.g. v0003")
+        registry.set_serving(args.version)
+        print(f"serving {args.version}")
+        return 0
+    if args.action == "rollback":
+        print(f"serving {registry.rollback()}")
+        return 0
+    raise SystemExit(f"recsys adapters: unknown action {args.action!r}")
+
+
+def _fusion(path: Path) -> dict:
+    f = path / "fusion.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def cmd_feedback(settings, args) -> int:
+    from data.feedback import FeedbackStore
+    from data.home import RuntimeHome
+
+    store = FeedbackStore(RuntimeHome(settings.home).feedback_db())
+    if args.action == "export":
+        if not args.path:
+            raise SystemExit("recsys feedback export: give the output path, e.g. events.jsonl")
+        print(f"wrote {store.export_jsonl(Path(args.path))} events to {args.path}")
+    else:
+        print(f"{store.count()} events: {store.count(value='like')} likes, {store.count(value='dislike')} dislikes")
+    return 0
+
+
+def register(sub) -> None:
+    forget = sub.add_parser("forget", help="erase everything held about one user")
+    forget.add_argument("--user", required=True, help="the user id")
+    forget.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
+    forget.set_defaults(func=cmd_forget)
+    adapters = sub.add_parser("adapters", help="adapter versions: list, promote VERSION, rollback")
+    adapters.add_argument("action", choices=["list", "promote", "rollback"])
+    adapters.add_argument("version", nargs="?")
+    adapters.set_defaults(func=cmd_adapters)
+    feedback = sub.add_parser("feedback", help="feedback events: stats, export PATH (JSONL)")
+    feedback.add_argument("action", choices=["stats", "export"])
+    feedback.add_argument("path", nargs="?")
+    feedback.set_defaults(func=cmd_feedback)
