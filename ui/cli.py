@@ -19,10 +19,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from data.importer import MalformedFile
     from data.store import UnknownDataset
     from retrieval.vector_store import VectorStoreUnavailable
+    from assistant.assistant import UnknownItem
+    from data.feedback import InvalidFeedback
+    from finetune.adapters import CorruptAdapter
     from ui.config import ConfigError
 
-    return (InvalidRequest, UnknownUser, InvalidQuery, NotIngested, MissingRawData, FetchError, MalformedFile,
-            UnknownDataset, VectorStoreUnavailable, ConfigError)
+    return (UnknownItem, InvalidFeedback, CorruptAdapter, KeyError, InvalidRequest, UnknownUser, InvalidQuery,
+            NotIngested, MissingRawData, FetchError, MalformedFile, UnknownDataset, VectorStoreUnavailable,
+            ConfigError)
 
 
 def cmd_setup(settings, args) -> int:
@@ -221,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the chat UI on 127.0.0.1")
     serve.add_argument("--port", type=int, help="port (default RECSYS_SERVER_PORT or 7860)")
     serve.set_defaults(func=cmd_serve)
+    from ui.cli_admin import register
+
+    register(sub)
     return parser
 
 
