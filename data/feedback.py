@@ -39,7 +39,23 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_user ON events(dataset, user_id, seq);
 CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'feedback events are append-only'); END;
+CREATE TABLE IF NOT EXISTS message_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    dataset TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    message_index INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    value TEXT NOT NULL CHECK (value IN ('like', 'dislike')),
+    context TEXT NOT NULL,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_events_user ON message_events(dataset, user_id, seq);
+CREATE TRIGGER IF NOT EXISTS message_events_append_only BEFORE UPDATE ON message_events
+BEGIN SELECT RAISE(ABORT, 'feedback events are append-only'); END;
 """
+MAX_MESSAGE_CHARS = 4000
 
 
 class InvalidFeedback(ValueError):
@@ -81,6 +97,33 @@ class FeedbackEvent:
                 "session_id": self.session_id, "item_id": self.item_id, "value": self.value,
                 "rating": self.rating, "comment": self.comment, "context": self.context,
                 "adapter_version": self.adapter_version, "timestamp": self.timestamp}
+
+
+@dataclass(frozen=True)
+class MessageFeedback:
+    """A thumbs up/down on a whole assistant message (the reply as a whole, not one item in it)."""
+    dataset: str
+    user_id: str
+    session_id: str
+    message_index: int  # position of the message in that session's chat
+    message: str  # the message text as shown (truncated to MAX_MESSAGE_CHARS)
+    value: str  # LIKE or DISLIKE
+    context: dict = field(default_factory=dict)  # query, item ids the message listed
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    timestamp: float = field(default_factory=time.time)
+
+    def validate(self) -> None:
+        for name in ("dataset", "user_id", "session_id", "event_id"):
+            text = getattr(self, name)
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_ID_CHARS:
+                raise InvalidFeedback(f"{name} must be a non-empty string of at most {MAX_ID_CHARS} characters")
+        if self.value not in VALUES:
+            raise InvalidFeedback(f"value must be one of {VALUES}, got {self.value!r}")
+        if not isinstance(self.message_index, int) or self.message_index < 0:
+            raise InvalidFeedback(f"message_index must be a whole number >= 0, got {self.message_index!r}")
+
+
+_MESSAGE_COLUMNS = "event_id, dataset, user_id, session_id, message_index, message, value, context, timestamp"
 
 
 def _row_to_event(row) -> FeedbackEvent:
@@ -137,6 +180,40 @@ class FeedbackStore:
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq", args)
         return [_row_to_event(row) for row in rows]
 
+    def record_message_feedback(self, event: MessageFeedback) -> bool:
+        """Store one message-level thumb durably (a separate table: it names no item, so it never
+        enters a user's history or exclusions). True if new, False if this event_id was stored before."""
+        event.validate()
+        cursor = self._connect().execute(
+            f"INSERT OR IGNORE INTO message_events ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            (event.event_id, event.dataset, event.user_id, event.session_id, event.message_index,
+             event.message[:MAX_MESSAGE_CHARS], event.value,
+             json.dumps(event.context, ensure_ascii=False, default=str), event.timestamp))
+        return cursor.rowcount == 1
+
+    def message_events(self, dataset: str | None = None, user_id: str | None = None) -> list[MessageFeedback]:
+        clauses, args = ["1"], []
+        if dataset is not None:
+            clauses.append("dataset = ?")
+            args.append(dataset)
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            args.append(user_id)
+        rows = self._connect().execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message_events WHERE {' AND '.join(clauses)} ORDER BY seq", args)
+        return [MessageFeedback(d, u, s, i, m, v, json.loads(c), e, t) for e, d, u, s, i, m, v, c, t in rows]
+
+    def message_count(self, dataset: str | None = None, value: str | None = None) -> int:
+        clauses, args = ["1"], []
+        if dataset is not None:
+            clauses.append("dataset = ?")
+            args.append(dataset)
+        if value is not None:
+            clauses.append("value = ?")
+            args.append(value)
+        return self._connect().execute(
+            f"SELECT COUNT(*) FROM message_events WHERE {' AND '.join(clauses)}", args).fetchone()[0]
+
     def count(self, dataset: str | None = None, value: str | None = None) -> int:
         clauses, args = ["1"], []
         if dataset is not None:
@@ -172,6 +249,7 @@ class FeedbackStore:
         conn = self._connect()
         conn.execute("PRAGMA secure_delete=ON")  # overwrite the freed pages: nothing readable is left behind
         removed = conn.execute("DELETE FROM events WHERE dataset = ? AND user_id = ?", (dataset, user_id)).rowcount
+        conn.execute("DELETE FROM message_events WHERE dataset = ? AND user_id = ?", (dataset, user_id))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 

@@ -96,3 +96,18 @@ def test_count_equals_distinct_event_ids(tmp_path_factory, clicks):
     for event_id, value in clicks:
         store.record(event(event_id=event_id, value=value))
     assert store.count() == len({e for e, _ in clicks})
+
+
+def test_message_feedback_is_stored_apart_idempotent_and_forgotten(tmp_path):
+    from data.feedback import MessageFeedback
+
+    store = FeedbackStore(tmp_path / "events.sqlite")
+    thumb = MessageFeedback("ml-100k", "100k_1", "s1", 1, "Here are 5 picks.", DISLIKE, {"items": ["100k_50"]})
+    assert store.record_message_feedback(thumb) is True
+    assert store.record_message_feedback(thumb) is False  # the same click twice counts once
+    assert store.message_events("ml-100k", "100k_1") == [thumb]
+    assert store.message_count(value=DISLIKE) == 1 and store.count() == 0  # never an item event
+    with pytest.raises(InvalidFeedback):
+        store.record_message_feedback(MessageFeedback("ml-100k", "100k_1", "s1", -1, "x", LIKE))
+    store.forget_user("ml-100k", "100k_1")
+    assert store.message_events() == []
