@@ -58,7 +58,10 @@ _BEFORE = re.compile(rf"\b(?:before|prior to|older than|earlier than|pre)[\s-]+(
                      rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
 _AFTER = re.compile(rf"\b(?:after|newer than|later than|post)[\s-]+(?:the\s+)?(?P<y>{_YEAR}|"
                     rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
-_SINCE = re.compile(rf"\b(?:since|from|starting|as of)\s+(?P<y>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)?\b"
+# "since 1995" is open-ended; "from 1994" alone names that year ("a drama from 1994"), unless it goes on
+# ("from 1994 on", "from 1994 onwards", "from 1994 or later").
+_SINCE = re.compile(rf"\b(?:since|starting|as of)\s+(?P<y>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)?\b"
+                    rf"|\bfrom\s+(?P<y3>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)\b"
                     rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:later|newer|after)\b")
 _UNTIL = re.compile(rf"\b(?:until|up to|no later than|through)\s+(?P<y>{_YEAR})\b"
                     rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:earlier|older|before)\b")
@@ -247,7 +250,7 @@ class RequestParser:
                 elif kind == "after":
                     tighten(_bound(m["y"])[1] + 1, None)
                 elif kind == "since":
-                    tighten(int(m["y"] or m["y2"]), None)
+                    tighten(int(m["y"] or m["y2"] or m["y3"]), None)
                 else:
                     tighten(None, int(m["y"] or m["y2"]))
             consumed = pattern.sub(" ", consumed)

@@ -30,6 +30,11 @@ PARSER = RequestParser(TITLES, VOCAB)
     ("a 1994 drama", {"drama"}, set(), 1994, 1994),
     ("comedy but not a romance", {"comedy"}, {"romance"}, None, None),
     ("1995-1998 kids movies", {"children"}, set(), 1995, 1998),
+    # "from YEAR" alone names that year; it is open-ended only when it says so
+    ("a drama from 1994 with no romance", {"drama"}, {"romance"}, 1994, 1994),
+    ("comedies from 1994 onwards", {"comedy"}, set(), 1994, None),
+    ("a thriller from 1990 or later", {"thriller"}, set(), 1990, None),
+    ("since 1995, no comedy", set(), {"comedy"}, 1995, None),
 ])
 def test_constraints(text, all_, none, lo, hi):
     c = PARSER.parse(text).constraints
