@@ -20,7 +20,8 @@ GENRE_WORDS: dict[str, tuple[str, ...]] = {
     "action": ("action", "action-packed", "actioner"),
     "adventure": ("adventure", "adventures", "adventurous"),
     "animation": ("animated", "animation", "animations", "cartoon", "cartoons", "anime"),
-    "children": ("children's", "childrens", "children", "kids", "kid", "family-friendly", "for kids"),
+    "children": ("children's", "childrens", "children", "kids", "kid", "family-friendly", "for kids",
+                 "family movie", "family movies", "family film", "family films", "for the whole family"),
     "comedy": ("comedy", "comedies", "funny", "comedic", "hilarious", "humorous", "humourous", "laugh"),
     "crime": ("crime", "crimes", "heist", "gangster", "gangsters", "mafia", "mob"),
     "documentary": ("documentary", "documentaries"),
@@ -42,9 +43,14 @@ COMPOUND_GENRES = {"rom-com": ("romance", "comedy"), "romcom": ("romance", "come
 DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
                 "seventies": 1970, "eighties": 1980, "nineties": 1990, "noughties": 2000}
 
-_NEGATION = re.compile(r"\b(?:no|not|nothing|none|without|except|excluding|exclude|avoid|never|skip|"
-                       r"isn't|isnt|aren't|arent|don't want|dont want|do not want|non|anything but)\b|n't\b")
-_BOUNDARY = re.compile(r"[,.;!?]|\b(?:but|though|although|however|yet|instead|rather)\b")
+# Case-insensitive: "Horror from the 80s. No comedy." must exclude comedy, not require it.
+_NEGATION = re.compile(r"\b(?:no|not|nothing|none|without|w/o|except|excluding|exclude|avoid|never|skip|"
+                       r"isn't|isnt|aren't|arent|don't want|dont want|do not want|non|anything but)\b|n't\b",
+                       re.IGNORECASE)
+_BOUNDARY = re.compile(r"[,.;!?]|\b(?:but|though|although|however|yet|instead|rather)\b", re.IGNORECASE)
+# "not made before 1990", "nothing after 1995": a negated bound flips ("not before 1990" = from 1990 on)
+_NEGATED_BOUND = re.compile(r"\b(?:not|nothing|none|no)(?:\s+(?:made|released|filmed|produced|shot|anything|"
+                            r"something|one|ones|films?|movies?|from|dated))*\s*$", re.IGNORECASE)
 _REFERENCE = re.compile(r"\b(?:more like|something like|similar to|movies? like|films? like|in the vein of|"
                         r"reminds? me of|along the lines of|such as|like)\s+(?P<ref>.+)", re.IGNORECASE)
 _REFERENCE_END = re.compile(r"[,;!?]|\.(?:\s|$)|\s(?:but|though|although|and not|without|with no|from the|"
@@ -53,18 +59,19 @@ _REFERENCE_END = re.compile(r"[,;!?]|\.(?:\s|$)|\s(?:but|though|although|and not
 _NOT_A_REFERENCE = re.compile(r"\b(?:i|i'd|id|we|we'd|you|they|would|really|also|do|don't|dont|d)\s*$")
 _DECADE = re.compile(r"(?<!\d)(?:'|’)?(?P<century>19|20)?(?P<decade>\d)0'?s\b")
 _YEAR = r"(?:18[89]\d|19\d\d|20\d\d)"
-_RANGE = re.compile(rf"\b(?:between\s+|from\s+)?(?P<a>{_YEAR})\s*(?:-|–|to|and|until|through|thru)\s*(?P<b>{_YEAR})\b")
+_RANGE = re.compile(rf"\b(?:between\s+|from\s+)?(?P<a>{_YEAR})\s*(?:-|–|to|and|until|through|thru)\s*(?P<b>{_YEAR})\b",
+                    re.IGNORECASE)
 _BEFORE = re.compile(rf"\b(?:before|prior to|older than|earlier than|pre)[\s-]+(?:the\s+)?(?P<y>{_YEAR}|"
-                     rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
+                     rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b", re.IGNORECASE)
 _AFTER = re.compile(rf"\b(?:after|newer than|later than|post)[\s-]+(?:the\s+)?(?P<y>{_YEAR}|"
-                    rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b")
+                    rf"(?:19|20)?\d0'?s|{'|'.join(DECADE_WORDS)})\b", re.IGNORECASE)
 # "since 1995" is open-ended; "from 1994" alone names that year ("a drama from 1994"), unless it goes on
 # ("from 1994 on", "from 1994 onwards", "from 1994 or later").
 _SINCE = re.compile(rf"\b(?:since|starting|as of)\s+(?P<y>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)?\b"
                     rf"|\bfrom\s+(?P<y3>{_YEAR})\s*(?:on(?:wards?)?|or later|and later|and after)\b"
-                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:later|newer|after)\b")
+                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:later|newer|after)\b", re.IGNORECASE)
 _UNTIL = re.compile(rf"\b(?:until|up to|no later than|through)\s+(?P<y>{_YEAR})\b"
-                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:earlier|older|before)\b")
+                    rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:earlier|older|before)\b", re.IGNORECASE)
 _SINGLE_YEAR = re.compile(rf"\b(?P<y>{_YEAR})\b")
 _PERSON_AFTER_NEGATION = re.compile(r"\b(?:with|starring|by)\s+(?P<name>[A-Z][\w'.-]+(?:\s+[A-Z][\w'.-]+)+)")
 
@@ -246,9 +253,15 @@ class RequestParser:
                     a, b = sorted((int(m["a"]), int(m["b"])))
                     tighten(a, b)
                 elif kind == "before":
-                    tighten(None, _bound(m["y"])[0] - 1)
+                    if _NEGATED_BOUND.search(consumed[: m.start()]):
+                        tighten(_bound(m["y"])[0], None)
+                    else:
+                        tighten(None, _bound(m["y"])[0] - 1)
                 elif kind == "after":
-                    tighten(_bound(m["y"])[1] + 1, None)
+                    if _NEGATED_BOUND.search(consumed[: m.start()]):
+                        tighten(None, _bound(m["y"])[1])
+                    else:
+                        tighten(_bound(m["y"])[1] + 1, None)
                 elif kind == "since":
                     tighten(int(m["y"] or m["y2"] or m["y3"]), None)
                 else:

@@ -35,6 +35,19 @@ PARSER = RequestParser(TITLES, VOCAB)
     ("comedies from 1994 onwards", {"comedy"}, set(), 1994, None),
     ("a thriller from 1990 or later", {"thriller"}, set(), 1990, None),
     ("since 1995, no comedy", set(), {"comedy"}, 1995, None),
+    # negations are case-insensitive: a capitalised "No"/"Not"/"Without" must not turn into a required genre
+    ("Horror from the 80s. No comedy.", {"horror"}, {"comedy"}, 1980, 1989),
+    ("Not a drama - an 80s comedy", {"comedy"}, {"drama"}, 1980, 1989),
+    ("Crime films from the 70s. Without any romance.", {"crime"}, {"romance"}, 1970, 1979),
+    ("Before 1980, a western. No musicals", {"western"}, {"musical"}, None, 1979),
+    ("90s comedies w/o romance", {"comedy"}, {"romance"}, 1990, 1999),
+    # a negated bound flips
+    ("an action film not made before 1990, no comedy", {"action"}, {"comedy"}, 1990, None),
+    ("a war film, not a drama, and nothing before 1970", {"war"}, {"drama"}, 1970, None),
+    ("a comedy, nothing released after 1995", {"comedy"}, set(), None, 1995),
+    ("no comedy before 1990", set(), {"comedy"}, None, 1989),
+    ("a 60s family movie, not animated", {"children"}, {"animation"}, 1960, 1969),
+    ("a family drama from the 90s", {"drama"}, set(), 1990, 1999),
 ])
 def test_constraints(text, all_, none, lo, hi):
     c = PARSER.parse(text).constraints
