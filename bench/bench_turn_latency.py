@@ -1,0 +1,146 @@
+"""Turn latency to the first card: `Assistant.reply` on ML-1M (issue 4, item 6: p50 <= 1.5 s).
+
+Protocol: 10 sessions x 5 turns = 50 measured turns, seed 0: 5 sessions of known ML-1M users
+(drawn at random) and 5 of new users (the first turn of some is a cold start, "I loved Heat and
+Ronin"); each session is a first request followed by refinements (decade, negation, "older ones",
+"more like the second one", "not that one", "something else", a new topic). Embedded Chroma (a
+private copy of the home's directory), template explanations (no LM writer), k=10, the served
+diversity weight, one torch thread. The wall time of each `reply` call is the latency to the first
+card (the whole list is ready when it returns); `timings_ms` gives the breakdown: interpret = the
+dialogue layer and parse (wall - turn_ms), session = history/feedback lookups (turn_ms - total_ms),
+embed, retrieve, rerank (MMR + dislike penalty), explain. Three warm-up turns are not counted. The
+query embedding cache starts EMPTY (item vectors come from Chroma), so each distinct query text is
+encoded once, on its first turn (`encoded_queries`); a repeated text hits the cache, as in serving.
+
+    .venv/bin/python bench/bench_turn_latency.py [--json bench/results/turn_latency.json]
+"""
+import _common  # noqa: F401  (offline switches first)
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from _assistant_bench import machine, open_bench_assistant  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+FIRST = ["a funny 90s comedy", "scary movies from the 80s but nothing too gory", "a smart sci-fi film",
+         "a western from the 60s", "romantic comedies from the early 90s", "crime thrillers without romance",
+         "an animated film for kids", "a war drama from before 1970", "something like Alien",
+         "a feel-good adventure movie"]
+REFINE = ["no romance", "older ones", "more like the second one", "not that one", "something else",
+          "from the 70s", "less violent", "newer ones", "a mystery from the 50s instead", "sci-fi but not horror"]
+COLD = ["I loved Heat and Ronin", "I really liked Toy Story and Babe", "my favourites are Alien and The Terminator"]
+
+
+def sessions(known_users: list[str], seed: int = 0, n_sessions: int = 10, turns: int = 5):
+    rng = random.Random(seed)
+    users = rng.sample(known_users, n_sessions // 2)
+    plans = []
+    for s in range(n_sessions):
+        user = users[s // 2] if s % 2 == 0 else None
+        first = rng.choice(COLD) if user is None and s % 4 == 1 else rng.choice(FIRST)
+        plans.append((user, [first] + rng.sample(REFINE, turns - 1)))
+    return plans
+
+
+def pct(values, q):
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="ml-1m")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=HERE / "results" / "turn_latency.json")
+    args = ap.parse_args()
+
+    load_before = machine()
+    runtime = open_bench_assistant(args.dataset, copy_cache=False)  # every new query text is really encoded
+    assistant = runtime.assistant
+    rows = []
+    try:
+        warm = assistant.new_session(None)
+        for text in ("a comedy", "older ones", "no romance"):
+            assistant.reply(warm, text)
+        encoded_before = assistant.recommender.embedder.encoded_count
+        plans = sessions(sorted(assistant.known_users()), args.seed)
+        for number, (user, texts) in enumerate(plans):
+            session = assistant.new_session(user)
+            for turn, text in enumerate(texts):
+                started = time.perf_counter()
+                reply = assistant.reply(session, text)
+                wall = (time.perf_counter() - started) * 1000
+                t = reply.timings_ms
+                row = {"session": number, "turn": turn, "user": "known" if user else "new", "text": text,
+                       "kind": reply.kind, "items": len(reply.items), "wall_ms": round(wall, 1)}
+                if "turn_ms" in t:
+                    row.update({"interpret_ms": round(wall - t["turn_ms"], 1),
+                                "session_ms": round(t["turn_ms"] - t["total_ms"], 1),
+                                **{k: t.get(k) for k in ("embed_ms", "retrieve_ms", "rerank_ms", "explain_ms",
+                                                         "total_ms")}})
+                rows.append(row)
+        encoded = assistant.recommender.embedder.encoded_count - encoded_before
+        diversity, sequential = assistant.diversity, runtime.sequential
+    finally:
+        runtime.cleanup()
+    walls = [r["wall_ms"] for r in rows]
+    card_rows = [r for r in rows if r["items"]]
+
+    def summary(subset):
+        w = [r["wall_ms"] for r in subset]
+        return {"turns": len(w), "p50_ms": pct(w, 50), "p95_ms": pct(w, 95), "mean_ms": round(float(np.mean(w)), 1)
+                if w else None}
+
+    breakdown = {k: {"p50": pct([r[k] for r in card_rows if r.get(k) is not None], 50),
+                     "p95": pct([r[k] for r in card_rows if r.get(k) is not None], 95),
+                     "mean": round(float(np.mean([r[k] for r in card_rows if r.get(k) is not None])), 1)}
+                 for k in ("interpret_ms", "session_ms", "embed_ms", "retrieve_ms", "rerank_ms", "explain_ms")}
+    result = {
+        "protocol": {"dataset": args.dataset, "sessions": len(plans), "turns_measured": len(rows), "seed": args.seed,
+                     "path": "Assistant.reply (template explanations, no LM writer), k=10, embedded Chroma "
+                             "(private copy), 3 warm-up turns not counted",
+                     "diversity": diversity, "sequential_retriever": sequential, "torch_threads": 1,
+                     "latency": "wall time of reply(): the whole card list is ready when it returns"},
+        "all_turns": summary(rows),
+        "known_users": summary([r for r in rows if r["user"] == "known"]),
+        "new_users": summary([r for r in rows if r["user"] == "new"]),
+        "first_turns": summary([r for r in rows if r["turn"] == 0]),
+        "refinements": summary([r for r in rows if r["turn"] > 0]),
+        "breakdown_ms": breakdown,
+        "kinds": {k: sum(r["kind"] == k for r in rows) for k in sorted({r["kind"] for r in rows})},
+        "encoded_queries": encoded,
+        "target_p50_ms": 1500,
+        "machine_before": load_before,
+        "machine_after": machine(),
+        "turns": rows,
+    }
+    p = result["protocol"]
+    print(f"turn latency to the first card: {p['dataset']}, {p['turns_measured']} turns in {p['sessions']} sessions "
+          f"(5 known users, 5 new), seed {p['seed']}, {p['path']}, MMR {p['diversity']}, sequential retriever: "
+          f"{p['sequential_retriever']}, 1 torch thread")
+    for name in ("all_turns", "known_users", "new_users", "first_turns", "refinements"):
+        s = result[name]
+        print(f"  {name:<12} n={s['turns']:>3}  p50 {s['p50_ms']:>7} ms  p95 {s['p95_ms']:>7} ms  mean {s['mean_ms']:>7} ms")
+    print("  breakdown (turns with cards): " + ", ".join(f"{k} p50 {v['p50']} / p95 {v['p95']}"
+                                                          for k, v in breakdown.items()))
+    print(f"  reply kinds: {result['kinds']}; query texts encoded: {encoded}; target p50 <= 1500 ms: "
+          f"{'met' if result['all_turns']['p50_ms'] <= 1500 else 'NOT met'}")
+    print(f"  machine before: {load_before}\n  machine after:  {result['machine_after']}")
+    slow = sorted(rows, key=lambda r: -r["wall_ms"])[:3]
+    print("  slowest: " + "; ".join(f"{r['text']!r} ({r['user']}, turn {r['turn']}) {r['wall_ms']} ms" for r in slow))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
