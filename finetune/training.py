@@ -98,6 +98,21 @@ def make_lora_scorer(model_dir: Path | str, config: TrainConfig) -> RerankScorer
     return scorer
 
 
+def load_adapter_weights(scorer: RerankScorer, folder: Path) -> None:
+    """Copy a saved adapter's LoRA weights and head into a scorer built with the same LoRA config."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from finetune.adapters import read_head
+
+    state = load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(scorer.model, state)
+    unexpected = getattr(result, "unexpected_keys", None) or []
+    if unexpected:
+        raise ValueError(f"{folder}: adapter does not fit this LoRA config ({len(unexpected)} unexpected keys)")
+    scorer.load_head_state(read_head(folder))
+
+
 def example_loss(scorer: RerankScorer, ex: RerankExample, bf16: bool, max_candidates: int = 20,
                  negatives: int | None = None, rng: random.Random | None = None) -> torch.Tensor:
     """Softmax CE of the target over its list; the retriever feature is z-scored over the FULL list."""
@@ -167,13 +182,15 @@ def save_adapter_folder(scorer: RerankScorer, folder: Path, config: TrainConfig,
 def train(model_dir: Path | str, examples: Sequence[RerankExample], config: TrainConfig | None = None,
           out_dir: Path | str = "rerank-run", minutes: float | None = None, max_examples: int | None = None,
           resume: bool = True, registry=None, extra_summary: dict | None = None, progress: bool = True,
-          log: Callable[[str], None] | None = None) -> dict:
+          log: Callable[[str], None] | None = None, init_from: Path | str | None = None) -> dict:
     """Train a LoRA reranker; returns the metrics dict (and 'version'/'adapter_dir').
 
     `examples` must be built from training-period interactions only. Stops after `max_examples`
     examples seen (default: one pass) or `minutes` of wall time in this call, whichever first.
     With `resume`, continues from `out_dir/checkpoint.pt` (weights, optimizer, step, cursor).
     If `registry` (an AdapterRegistry) is given the adapter is published there as a new version.
+    `init_from` (an adapter folder, e.g. the serving version) starts from its LoRA weights and head
+    instead of a fresh adapter: the refresh path.
     """
     from tqdm.auto import tqdm
 
@@ -186,6 +203,8 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
     max_examples = len(examples) if max_examples is None else int(max_examples)
     torch.manual_seed(config.seed)
     scorer = make_lora_scorer(model_dir, config)
+    if init_from is not None:
+        load_adapter_weights(scorer, Path(init_from))
     scorer.model.train()
     lora, extra = _trainable(scorer)
     groups = [{"params": lora, "lr": config.lr, "weight_decay": config.weight_decay}]

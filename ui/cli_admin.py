@@ -85,3 +85,32 @@ def register(sub) -> None:
     feedback.add_argument("action", choices=["stats", "export"])
     feedback.add_argument("path", nargs="?")
     feedback.set_defaults(func=cmd_feedback)
+    register_refresh(sub)
+
+
+def cmd_refresh(settings, args) -> int:
+    from assistant.refresh import RefreshConfig, run_refresh
+    from data.home import RuntimeHome
+
+    config = RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
+                           min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
+                           threads=args.threads, seed=args.seed)
+    result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config)
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0
+
+
+def register_refresh(sub) -> None:
+    refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
+    refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
+    refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
+    refresh.add_argument("--minutes", type=float, default=10.0, help="training budget (default 10)")
+    refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
+    refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
+    refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
+    refresh.add_argument("--tolerance", type=float, default=0.02, help="largest relative replay NDCG@10 drop")
+    refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
+    refresh.add_argument("--seed", type=int, default=0)
+    refresh.add_argument("--json", action="store_true")
+    refresh.set_defaults(func=cmd_refresh)

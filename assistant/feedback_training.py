@@ -1,0 +1,101 @@
+"""Reranker lists from feedback events (for refresh) and replay lists from the data set.
+
+A thumbs-up on an item that was shown in a list makes one list: the liked item is the target, the
+other items shown with it are the negatives, and the user's dislikes are added as explicit
+negatives. The retriever feature of each candidate is its position in the shown list. The user's
+context is what they liked before that click (data set history rated >= 4, then earlier thumbs-up),
+so no list sees its own future.
+
+Users are split by a hash of their id into training and held-out feedback, so the evaluation gate
+never scores a user the candidate adapter was trained on.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from assistant.reranker_data import liked_history
+from data.catalogue import Interaction
+from data.feedback import DISLIKE, LIKE, FeedbackEvent
+from finetune.training import RerankExample
+
+HELD_OUT_SHARE = 0.25
+MAX_CANDIDATES = 20
+EXTRA_DISLIKES = 5
+
+
+def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
+    digest = hashlib.sha256(f"refresh-holdout:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
+                      texts: Mapping[str, str], max_candidates: int = MAX_CANDIDATES) -> list[RerankExample]:
+    """One list per thumbs-up that came with a shown list of at least two known items."""
+    by_user: dict[str, list[FeedbackEvent]] = {}
+    for event in events:
+        by_user.setdefault(event.user_id, []).append(event)
+    out = []
+    for user, user_events in by_user.items():
+        base = histories.get(user, ())
+        liked_before = liked_history([x.item_id for x in base], [x.rating for x in base], n=8)
+        liked_before = [i for i in liked_before if i in texts]
+        disliked: list[str] = []
+        for event in user_events:
+            if event.value == DISLIKE:
+                disliked.append(event.item_id)
+                continue
+            if event.value != LIKE or event.item_id not in texts:
+                continue
+            shown = [i for i in event.context.get("shown") or [] if i in texts]
+            if event.item_id not in shown:
+                shown = [event.item_id] + shown
+            extra = [i for i in reversed(disliked) if i in texts and i not in shown][:EXTRA_DISLIKES]
+            candidates = list(dict.fromkeys(shown + extra))[:max_candidates]
+            if event.item_id not in candidates:
+                candidates = candidates[: max_candidates - 1] + [event.item_id]
+            history = [texts[i] for i in liked_before[-8:]]
+            if len(candidates) >= 2 and history:
+                out.append(RerankExample(
+                    user_id=user, history=history, candidates=[texts[i] for i in candidates],
+                    target=candidates.index(event.item_id),
+                    retriever_scores=[-float(n) for n in range(len(candidates))],
+                    request=str(event.context.get("query") or "")[:200], candidate_ids=candidates))
+            liked_before.append(event.item_id)
+    return out
+
+
+def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE
+                  ) -> tuple[list[RerankExample], list[RerankExample]]:
+    train, held = [], []
+    for example in examples:
+        (held if is_held_out(example.user_id, share) else train).append(example)
+    return train, held
+
+
+def popularity_replay_examples(histories: Mapping[str, tuple[Sequence[str], Sequence[float]]],
+                               targets: Mapping[str, str], popularity: Mapping[str, int], texts: Mapping[str, str],
+                               users: Sequence[str], seed: int, k: int = MAX_CANDIDATES) -> list[RerankExample]:
+    """Replay lists without a sequential retriever: the user's validation item among the most popular
+    items they have not seen, ranked by popularity (the retriever feature)."""
+    ranked = sorted(popularity, key=lambda i: (-popularity[i], i))
+    rng = random.Random(seed)
+    out = []
+    for user in users:
+        items, ratings = histories.get(user, ((), ()))
+        target = targets.get(user)
+        if not items or target is None or target not in texts:
+            continue
+        seen = set(items) | {target}
+        pool = [i for i in ranked[: 10 * k] if i not in seen and i in texts]
+        negatives = rng.sample(pool, min(k - 1, len(pool)))
+        candidates = sorted(negatives + [target], key=lambda i: -popularity.get(i, 0))
+        history = [texts[i] for i in liked_history(list(items), list(ratings), 8) if i in texts]
+        out.append(RerankExample(user_id=user, history=history, candidates=[texts[i] for i in candidates],
+                                 target=candidates.index(target),
+                                 retriever_scores=[float(np.log1p(popularity.get(i, 0))) for i in candidates],
+                                 candidate_ids=candidates))
+    return out

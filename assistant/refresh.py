@@ -1,0 +1,221 @@
+"""`recsys refresh`: train a new adapter version on new feedback, promote it only if it wins.
+
+1. Lists from feedback (see feedback_training): a like is a target among what was shown with it,
+   dislikes are explicit negatives. Users are split by hash into training and held-out.
+2. Training starts from the serving adapter (or a fresh one when none serves yet) on the
+   training users' feedback lists mixed with a replay sample of the data set's training lists,
+   so the adapter does not forget what it knew.
+3. The gate scores the candidate and the serving version on the SAME held-out lists: the
+   held-out users' feedback, and replay lists of data set users that neither saw in training.
+   It promotes only if the candidate's held-out NDCG@10 gain is above the margin with a 95%
+   bootstrap interval above zero, and replay NDCG@10 does not drop by more than the tolerance.
+4. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
+   serving-pointer switch. The feedback store is only read, so killing a refresh loses nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.feedback_training import feedback_examples, popularity_replay_examples, split_by_user
+from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
+from assistant.reranker_data import item_texts
+from data.feedback import FeedbackStore
+from data.home import RuntimeHome
+from data.splits import leave_last_out
+from data.store import Dataset
+from finetune.adapters import AdapterRegistry
+from finetune.training import RerankExample, TrainConfig, train
+
+STATE_FILE = "refresh_state.json"
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    model: str = "smollm2"
+    minutes: float = 10.0  # training budget
+    max_examples: int | None = None  # training lists seen (default: one pass over the mix)
+    replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
+    min_new_events: int = 1
+    min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
+    margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
+    tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
+    replay_eval_users: int = 200
+    learning_rate: float = 5e-4
+    train_negatives: int | None = 7
+    threads: int | None = None
+    seed: int = 0
+
+
+def state_path(home: RuntimeHome) -> Path:
+    return home.root / "feedback" / STATE_FILE
+
+
+def read_state(home: RuntimeHome) -> dict:
+    path = state_path(home)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_state(home: RuntimeHome, state: dict) -> None:
+    path = state_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)
+
+
+def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
+    """NDCG@k of each list's target under the scorer's serving score (LM + its weight x retriever)."""
+    ranks = []
+    for example in examples:
+        scores = np.asarray(scorer.rerank_scores(example.history, example.candidates, example.retriever_scores,
+                                                 example.request), dtype=np.float64)
+        ranks.append(1 + int((scores > scores[example.target]).sum()))
+    return ndcg_at_k(np.array(ranks, dtype=np.float64), k)
+
+
+def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidate_replay: np.ndarray,
+                  serving_replay: np.ndarray, config: RefreshConfig) -> dict:
+    out = {"held_out_lists": int(len(candidate_held)), "replay_lists": int(len(candidate_replay)),
+           "margin": config.margin, "tolerance": config.tolerance}
+    if len(candidate_held) < config.min_held_out:
+        return {**out, "decision": "rejected",
+                "reason": f"only {len(candidate_held)} held-out feedback lists (need {config.min_held_out})"}
+    held = paired_bootstrap_ci(candidate_held, serving_held, seed=config.seed)
+    out.update({"held_out_ndcg@10": {"candidate": float(candidate_held.mean()), "serving": float(serving_held.mean()),
+                                     **held}})
+    replay_drop = 0.0
+    if len(candidate_replay):
+        base = float(serving_replay.mean())
+        replay_drop = (base - float(candidate_replay.mean())) / base if base > 0 else 0.0
+        out["replay_ndcg@10"] = {"candidate": float(candidate_replay.mean()), "serving": base,
+                                 "relative_drop": replay_drop}
+    if held["mean_diff"] <= config.margin or held["ci_low"] <= 0:
+        return {**out, "decision": "rejected",
+                "reason": f"held-out gain {held['mean_diff']:+.4f} (95% CI [{held['ci_low']:+.4f}, "
+                          f"{held['ci_high']:+.4f}]) does not clear margin {config.margin} with a CI above zero"}
+    if replay_drop > config.tolerance:
+        return {**out, "decision": "rejected",
+                "reason": f"replay NDCG@10 drops {replay_drop:.1%} (> tolerance {config.tolerance:.0%})"}
+    return {**out, "decision": "promoted",
+            "reason": f"held-out gain {held['mean_diff']:+.4f} (95% CI [{held['ci_low']:+.4f}, "
+                      f"{held['ci_high']:+.4f}]), replay drop {replay_drop:.1%}"}
+
+
+def _replay_lists(dataset: Dataset, texts: dict[str, str], seed: int, n_eval: int) -> tuple[list, list]:
+    """(training replay lists, evaluation replay lists) from disjoint data set users, training period only."""
+    users, items, ratings, times = dataset.interaction_arrays()
+    split = leave_last_out(users, items, times)
+    by_user: dict[str, dict[str, float]] = {}
+    for u, i, r in zip(users, items, ratings):
+        by_user.setdefault(str(u), {})[str(i)] = float(r)
+    eligible = sorted(split.valid)
+    random.Random(seed).shuffle(eligible)
+    eval_users, train_users = eligible[:n_eval], eligible[n_eval:]
+    histories = {}
+    for user in eligible:
+        seq = split.history(user, "valid")
+        histories[user] = (seq, [by_user[user].get(i, 0.0) for i in seq])
+    popularity = dataset.popularity()
+    targets = {u: split.valid[u] for u in eligible}
+    return (popularity_replay_examples(histories, targets, popularity, texts, train_users, seed),
+            popularity_replay_examples(histories, targets, popularity, texts, eval_users, seed + 1))
+
+
+def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = RefreshConfig(), log=print) -> dict:
+    import torch
+
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model_dir = home.models / config.model
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"model {config.model!r} is not converted; run `recsys setup --models {config.model}`")
+    store = FeedbackStore(home.feedback_db())
+    previous = read_state(home).get(dataset_name, {})
+    cursor = store.last_seq()
+    new_events = store.events(dataset_name, after_seq=int(previous.get("last_seq", 0)))
+    if len(new_events) < config.min_new_events:
+        log(f"refresh: {len(new_events)} new feedback events (need {config.min_new_events}); nothing to do")
+        return {"decision": "skipped", "new_events": len(new_events)}
+    dataset = Dataset(home.dataset_db(dataset_name))
+    texts = item_texts(dataset.items())
+    events = store.events(dataset_name)
+    known = set(dataset.user_ids())
+    histories = {u: dataset.user_history(u) for u in {e.user_id for e in events} if u in known}
+    lists = feedback_examples(events, histories, texts)
+    new_ids = {e.event_id for e in new_events}
+    train_lists, held_lists = split_by_user(lists)
+    fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
+    replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
+    rng = random.Random(config.seed)
+    n_replay = min(len(replay_train), int(math.ceil(config.replay_ratio * max(len(train_lists), 1))))
+    mix = train_lists + rng.sample(replay_train, n_replay)
+    rng.shuffle(mix)
+    log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
+        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
+        f"{n_replay} replay lists in the mix, {len(replay_eval)} replay lists for the gate")
+    if not train_lists:
+        log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
+        return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists)}
+
+    registry = AdapterRegistry(home.adapters)
+    serving = registry.serving()
+    if serving:
+        serving_folder = registry.path(serving)
+        train_config = TrainConfig.from_dict(json.loads((serving_folder / "config.json").read_text())["train"])
+    else:
+        serving_folder, train_config = None, TrainConfig()
+    train_config.lr = config.learning_rate
+    train_config.train_negatives = config.train_negatives
+    train_config.seed = config.seed
+    run_dir = home.root / "runs" / f"refresh-{dataset_name}-{int(time.time())}"
+    result = train(model_dir, mix, train_config, out_dir=run_dir, minutes=config.minutes,
+                   max_examples=config.max_examples, resume=False, init_from=serving_folder, log=log,
+                   extra_summary={"dataset": dataset_name, "source": "feedback refresh",
+                                  "feedback_lists": len(train_lists), "replay_lists": n_replay,
+                                  "new_events": len(new_events), "started_from": serving or "fresh adapter",
+                                  "feedback_cursor": cursor})
+    candidate_folder = Path(result["adapter_dir"])
+
+    from finetune.adapters import load_adapter
+    from finetune.scorer import build_scorer
+
+    dtype = torch.bfloat16
+    log(f"gate: scoring {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists, twice")
+    candidate = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
+    cand_held, cand_replay = list_ndcg(candidate, held_lists), list_ndcg(candidate, replay_eval)
+    del candidate
+    reference = (registry.load(serving, model_dir=model_dir, dtype=dtype) if serving
+                 else build_scorer(model_dir, train_config.prompt, train_config.head, dtype=dtype))
+    serv_held, serv_replay = list_ndcg(reference, held_lists), list_ndcg(reference, replay_eval)
+    del reference
+    gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
+    gate["compared_with"] = serving or "base model (no adapter served yet)"
+    metrics_path = candidate_folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["gate"] = gate
+    metrics["refresh_config"] = asdict(config)
+    metrics_path.write_text(json.dumps(metrics, indent=2, default=float))
+    version = registry.publish(candidate_folder)
+    if gate["decision"] == "promoted":
+        registry.set_serving(version)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    wall = time.perf_counter() - started
+    state = read_state(home)
+    state[dataset_name] = {"last_seq": cursor, "finished_at": time.time(), "version": version,
+                           "decision": gate["decision"], "reason": gate["reason"], "refresh_seconds": round(wall, 1)}
+    _write_state(home, state)
+    log(f"refresh: {version} {gate['decision']}: {gate['reason']}; serving {registry.serving() or 'no adapter'}; "
+        f"{wall / 60:.1f} min")
+    return {"version": version, "decision": gate["decision"], "gate": gate, "serving": registry.serving(),
+            "refresh_seconds": round(wall, 1), "training": {k: result[k] for k in ("examples_seen", "wall_time_s")},
+            "new_events": len(new_events)}

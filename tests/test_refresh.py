@@ -1,0 +1,104 @@
+"""Refresh from feedback behind an evaluation gate: poisoned feedback is rejected, serving stays put,
+and a refresh killed at any point loses no feedback and leaves serving on the previous version."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from assistant.refresh import RefreshConfig, gate_decision, run_refresh
+from data.feedback import LIKE, FeedbackEvent, FeedbackStore
+from data.store import Dataset
+from finetune.adapters import AdapterRegistry
+from tests.conftest import REPO, make_home, needs_model
+
+FAST = RefreshConfig(max_examples=16, replay_eval_users=20, min_held_out=10, seed=0)
+
+
+def test_gate_rules():
+    config = RefreshConfig(min_held_out=3, margin=0.01, tolerance=0.02)
+    up, down = np.array([0.6, 0.7, 0.8, 0.9]), np.array([0.3, 0.4, 0.5, 0.6])
+    replay = np.array([0.5, 0.5])
+    assert gate_decision(up, down, replay, replay, config)["decision"] == "promoted"
+    assert gate_decision(down, up, replay, replay, config)["decision"] == "rejected"
+    assert gate_decision(up, down, replay * 0.9, replay, config)["decision"] == "rejected"  # forgets: 10% drop
+    assert gate_decision(up[:2], down[:2], replay, replay, config)["decision"] == "rejected"  # too few lists
+    assert gate_decision(up, up, replay, replay, config)["decision"] == "rejected"  # no gain
+
+
+@pytest.fixture
+def refresh_home(ml100k, tmp_path):
+    source, _, _ = ml100k
+    home = make_home(tmp_path / "home")
+    shutil.copy(source.dataset_db("ml-100k"), home.dataset_db("ml-100k"))
+    return home
+
+
+def _serve_a_small_adapter(home, smollm2_dir) -> str:
+    from finetune.training import RerankExample, TrainConfig, train
+
+    examples = [RerankExample("1", ["Fargo (1996) [Crime, Drama, Thriller]"], ["Heat (1995) [Action]",
+                "Babe (1995) [Children's, Comedy]"], 0, [1.0, 0.0])] * 4
+    registry = AdapterRegistry(home.adapters)
+    result = train(smollm2_dir, examples, TrainConfig(), out_dir=home.root / "runs" / "seed", max_examples=4,
+                   registry=registry, progress=False)
+    registry.set_serving(result["version"])
+    return result["version"]
+
+
+def _poison(home, n_users=50, per_user=2, seed=0) -> int:
+    """Random likes: each on a random item inside a random 'shown' list of 10 items."""
+    rng = random.Random(seed)
+    dataset = Dataset(home.dataset_db("ml-100k"))
+    items = [i.item_id for i in dataset.items()]
+    users = sorted(dataset.user_ids())[:n_users]
+    store = FeedbackStore(home.feedback_db())
+    for user in users:
+        for _ in range(per_user):
+            shown = rng.sample(items, 10)
+            store.record(FeedbackEvent("ml-100k", user, "poison", rng.choice(shown), LIKE,
+                                       {"query": "anything", "shown": shown, "position": 1}))
+    return store.count()
+
+
+@needs_model
+def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, smollm2_dir):
+    serving = _serve_a_small_adapter(refresh_home, smollm2_dir)
+    events = _poison(refresh_home)
+    result = run_refresh(refresh_home, "ml-100k", FAST, log=lambda *_: None)
+    registry = AdapterRegistry(refresh_home.adapters)
+    assert result["decision"] == "rejected", result["gate"]
+    assert registry.serving() == serving
+    kept = registry.versions()[-1]
+    assert kept.version == result["version"] and kept.metrics["gate"]["decision"] == "rejected"
+    assert registry.verify(kept.version) == []  # kept intact, with its numbers, for the record
+    assert FeedbackStore(refresh_home.feedback_db()).count() == events
+    again = run_refresh(refresh_home, "ml-100k", FAST, log=lambda *_: None)
+    assert again["decision"] == "skipped"  # the cursor moved: no new events, no new version
+
+
+@needs_model
+def test_kill_9_during_refresh_loses_no_feedback_and_keeps_serving(refresh_home, smollm2_dir):
+    serving = _serve_a_small_adapter(refresh_home, smollm2_dir)
+    events = _poison(refresh_home, n_users=40)
+    env = {**os.environ, "RECSYS_HOME": str(refresh_home.root), "RECSYS_DATASET": "ml-100k", "OMP_NUM_THREADS": "1"}
+    for delay in (random.Random(1).uniform(4, 12), random.Random(2).uniform(12, 25)):
+        proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "refresh", "--max-examples", "16", "--threads", "1"],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        registry = AdapterRegistry(refresh_home.adapters)
+        assert FeedbackStore(refresh_home.feedback_db()).count() == events
+        assert registry.serving() in {serving, *[v.version for v in registry.versions()]}
+        assert all(registry.verify(v.version) == [] for v in registry.versions())  # no half-published version
+        if proc.returncode == -signal.SIGKILL:
+            assert registry.serving() == serving
