@@ -195,7 +195,11 @@ class RequestParser:
         return any(p.search(ref) for _, p in _GENRE_PATTERNS) and len(words) <= 3
 
     # ---- genres ------------------------------------------------------------------------------
-    def _genres(self, text: str) -> tuple[set[str], set[str], bool]:
+    def _genres(self, text: str) -> tuple[set[str], set[str], bool, set[str]]:
+        """(asked-for genres, excluded genres, whether the asked ones are alternatives, genres both asked
+        for and excluded). On such a conflict the genre stays asked for: the negated mention names a
+        kind of it ("scary but nothing too gory", "a comedy, not a romantic comedy"), which a genre
+        filter cannot exclude; excluding the genre would return the opposite of the request."""
         positive, negative = set(), set()
         mentions: list[tuple[int, int, tuple[str, ...]]] = []
         taken = [False] * len(text)
@@ -211,11 +215,12 @@ class RequestParser:
         mentions.sort()
         for start, _end, slugs in mentions:
             (negative if self._negated(text, start) else positive).update(slugs)
-        positive -= negative
+        conflict = positive & negative
+        negative -= conflict
         positive_spans = [(s, e) for s, e, sl in mentions if set(sl) & positive]
         any_of = any(re.search(r"\bor\b", text[a_end:b_start])
                      for (_, a_end), (b_start, _) in zip(positive_spans, positive_spans[1:]))
-        return positive, negative, any_of
+        return positive, negative, any_of, conflict
 
     @staticmethod
     def _negated(text: str, position: int) -> bool:
@@ -295,7 +300,7 @@ class RequestParser:
         text = " ".join(text.replace("\x00", " ").split())
         text = re.sub(r"\banything but\b", "anything except", text, flags=re.IGNORECASE)
         rest, references, unresolved = self._references(text)
-        positive, negative, any_of = self._genres(rest)
+        positive, negative, any_of, conflict = self._genres(rest)
         lo, hi, _ = self._years(rest)
         notes = []
         unknown = (positive | negative) - self.genre_vocabulary
@@ -307,6 +312,9 @@ class RequestParser:
                 notes.append(f"cannot filter by cast or crew yet: '{person['name']}' was not applied")
         for ref in unresolved:
             notes.append(f"no title in the catalogue matches '{ref}'")
+        for slug in sorted(conflict):
+            notes.append(f"{slug.replace('_', ' ')} is both asked for and excluded: kept, since a kind of "
+                         f"{slug.replace('_', ' ')} cannot be excluded on its own")
         constraints = Constraints(
             genres_all=frozenset() if any_of else frozenset(positive),
             genres_any=frozenset(positive) if any_of and len(positive) > 1 else frozenset(),
