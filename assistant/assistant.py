@@ -27,6 +27,7 @@ from data.catalogue import Interaction, Item
 from data.feedback import DISLIKE, LIKE, FeedbackEvent, FeedbackStore
 
 LIKE_RATING = 5.0  # how a thumbs-up enters history and profile
+LIKE_THRESHOLD = 4.0  # data set ratings at or above count as liked
 DISLIKE_RATING = 1.0
 NEW_USER_PREFIX = "new_"
 
@@ -85,6 +86,7 @@ class Assistant:
         self.adapter_version = adapter_version
         self._known_users: set[str] | None = None
         self.writer = None  # an explanation writer (language model); None: the template explanations stand
+        self.lm = None  # a ServingReranker (assistant.lm_serving); None: retrieval order
 
     def explain_stream(self, session: Session, reply: Reply) -> Iterator[tuple[int, str]]:
         """Better explanations for `reply.items`, (index, text) one at a time, for after the cards are shown.
@@ -173,17 +175,38 @@ class Assistant:
         request = turn.request
         result = self.recommender.recommend_request(
             request, history, session.user_id, k, exclude=set(session.shown) | disliked,
-            rerank=self._reranker(disliked), pool=max(3 * k, 30))
+            rerank=self._reranker(disliked, history), pool=max(3 * k, 30))
         self._remember(session, turn, result.items)
         text = " ".join(preface + [self._describe(request, len(result.items), k)])
         timings = {**result.timings_ms, "turn_ms": round((time.perf_counter() - started) * 1000, 2)}
         return Reply("cold_start" if turn.kind == "cold_start" else "recommendations", text, result.items,
                      request, timings)
 
-    def _reranker(self, disliked: set[str]):
+    def _lm_order(self, request: Request, chosen: list[tuple[Item, float]], history: list[Interaction]
+                  ) -> list[tuple[Item, float]]:
+        """The serving LoRA reranker over the top candidates (fused with the retriever score by the
+        weight fitted on held-out users); unchanged when no adapter serves or retrieval order stands."""
+        from assistant.lm_serving import MAX_RERANKED
+        from finetune.scorer import item_text
+
+        items = self.recommender.items
+        liked = [items[x.item_id] for x in history if x.rating >= LIKE_THRESHOLD and x.item_id in items][-8:]
+        top = chosen[:MAX_RERANKED]
+        fused = self.lm.scores([item_text(i.title, i.year, i.genres) for i in liked],
+                               [item_text(i.title, i.year, i.genres) for i, _ in top],
+                               [score for _, score in top], request.text)
+        if fused is None:
+            return chosen
+        order = sorted(range(len(top)), key=lambda n: -fused[n])
+        reordered = [top[n][0] for n in order] + [item for item, _ in chosen[MAX_RERANKED:]]
+        return [(item, 1.0 - rank / len(reordered)) for rank, item in enumerate(reordered)]
+
+    def _reranker(self, disliked: set[str], history: list[Interaction]):
         def rerank(request: Request, chosen: list[tuple[Item, float]], k: int) -> list[tuple[Item, float]]:
             if len(chosen) <= 1:
                 return chosen
+            if self.lm is not None:
+                chosen = self._lm_order(request, chosen, history)
             ids = [item.item_id for item, _ in chosen]
             vectors = self.recommender.item_vectors(ids + sorted(disliked))
             if any(i not in vectors for i in ids):
@@ -250,8 +273,9 @@ class Assistant:
 
     def _record(self, session: Session, item_id: str, value: str, context: dict, event_id: str | None = None,
                 rating: float | None = None, comment: str | None = None) -> tuple[str, bool]:
+        adapter = self.lm.version() if self.lm is not None else self.adapter_version
         event = FeedbackEvent(self.dataset, session.user_id, session.session_id, item_id, value, context,
-                              rating, comment, self.adapter_version,
+                              rating, comment, adapter,
                               **({"event_id": event_id} if event_id else {}))
         stored = self.store.record(event)  # durable before anything else changes
         if stored:

@@ -56,4 +56,25 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None):
 
     recommender = build_recommender(settings, embedder)
     store = FeedbackStore(RuntimeHome(settings.home).feedback_db())
-    return Assistant(recommender, store, default_k=settings.default_k, diversity=settings.diversity)
+    assistant = Assistant(recommender, store, default_k=settings.default_k, diversity=settings.diversity)
+    if settings.reranker == "auto":
+        from assistant.lm_serving import ServingReranker
+        from finetune.adapters import AdapterRegistry
+
+        registry = AdapterRegistry(RuntimeHome(settings.home).adapters)
+        if registry.serving():
+            assistant.lm = ServingReranker(registry)
+            assistant.lm.current()  # starts loading in the background
+    return assistant
+
+
+def start_refresh_scheduler(settings: Settings, assistant, log=print):
+    """The periodic refresh of `recsys serve`; None when both triggers are off."""
+    from assistant.refresh_scheduler import RefreshScheduler
+
+    if settings.refresh_every_events <= 0 and settings.refresh_every_minutes <= 0:
+        return None
+    scheduler = RefreshScheduler(assistant.store, settings.dataset, settings.refresh_every_events,
+                                 settings.refresh_every_minutes, settings.refresh_model, log=log)
+    scheduler.start()
+    return scheduler

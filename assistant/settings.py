@@ -24,4 +24,8 @@ class Settings:
     auth_user: str | None = None  # RECSYS_AUTH_USER: required (with the password) to bind beyond loopback
     auth_password: str | None = None  # RECSYS_AUTH_PASSWORD
     log_requests: bool = False  # RECSYS_LOG_REQUESTS: write request text to the logs
+    reranker: str = "auto"  # RECSYS_RERANKER: auto (the serving adapter, if any) | off
+    refresh_every_events: int = 500  # RECSYS_REFRESH_EVERY_EVENTS: `recsys serve` refreshes after this many (0: never)
+    refresh_every_minutes: float = 60.0  # RECSYS_REFRESH_EVERY_MINUTES: ... or this often when there is new feedback
+    refresh_model: str = "smollm2"  # RECSYS_REFRESH_MODEL
     models: tuple[str, ...] = ("smollm2", "qwen")  # RECSYS_MODELS: language models fetched at set-up

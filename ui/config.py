@@ -65,7 +65,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         server_port=_number("server_port", get("server_port", base.server_port), int), models=models,
         diversity=_number("diversity", get("diversity", base.diversity), float),
         auth_user=get("auth_user") or None, auth_password=get("auth_password") or None,
-        log_requests=str(get("log_requests", "false")).lower() in ("1", "true", "yes"))
+        log_requests=str(get("log_requests", "false")).lower() in ("1", "true", "yes"),
+        reranker=str(get("reranker", base.reranker)),
+        refresh_every_events=_number("refresh_every_events", get("refresh_every_events", base.refresh_every_events), int),
+        refresh_every_minutes=_number("refresh_every_minutes",
+                                      get("refresh_every_minutes", base.refresh_every_minutes), float),
+        refresh_model=str(get("refresh_model", base.refresh_model)))
+    if settings.reranker not in ("auto", "off"):
+        raise ConfigError(f"reranker must be 'auto' or 'off', got {settings.reranker!r}")
     if not 0.0 <= settings.diversity <= 1.0:
         raise ConfigError(f"diversity must be between 0 and 1, got {settings.diversity}")
     if profile.half_life_days <= 0 or profile.rating_scale <= 0:
