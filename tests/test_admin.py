@@ -40,5 +40,10 @@ def test_versions_metrics_counts_and_refresh_time(tmp_path):
     assert "2 👍 likes, 1 👎 dislikes" in snap.summary and "0 👍, 1 👎" in snap.summary
     assert "adapter v0002 created" in snap.summary and "**Serving adapter:** v0002" in snap.summary
 
-    (home.root / "refresh.json").write_text(json.dumps({"finished": "2024-03-01T12:00:00+00:00"}))
-    assert "**Last refresh:** 2024-03-01 12:00:00 UTC" in admin_snapshot(home, store, "ml-100k").summary
+    from assistant.refresh import state_path
+
+    state_path(home).write_text(json.dumps({"ml-100k": {"finished_at": 1709294400.0, "version": "v0002",
+                                                        "decision": "promoted"}}))
+    summary = admin_snapshot(home, store, "ml-100k").summary
+    assert "**Last refresh:** 2024-03-01 12:00:00 UTC (refresh: v0002 promoted)" in summary
+    assert "**Last refresh:** never" in admin_snapshot(RuntimeHome(tmp_path / "other").ensure(), store, "ml-1m").summary

@@ -14,7 +14,6 @@ from ui.cards import escape_markdown
 # Metric names that measure ranking quality (plotted); everything numeric goes in the table.
 QUALITY = ("ndcg", "recall", "hit", "mrr", "auc", "precision", "map@")
 METRIC_FILES = ("metrics.json", "fusion.json", "eval.json")
-REFRESH_KEYS = ("finished", "finished_at", "last_refresh", "time", "timestamp")
 NO_ADAPTER = "No adapter trained yet: the assistant serves the retriever alone. `recsys train` makes one."
 
 
@@ -67,14 +66,19 @@ def format_time(seconds: float | None) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def last_refresh(home: RuntimeHome, registry: AdapterRegistry) -> tuple[float | None, str]:
-    """(time, where it came from): a refresh.json record, else the newest adapter's creation."""
-    for path in (home.root / "refresh.json", home.adapters / "refresh.json"):
-        record = _read(path)
-        for key in REFRESH_KEYS:
-            when = _when(record.get(key))
-            if when is not None:
-                return when, f"{path.name}"
+def last_refresh(home: RuntimeHome, registry: AdapterRegistry, dataset: str) -> tuple[float | None, str]:
+    """(time, what happened): the last `recsys refresh` of this data set, else the newest adapter's
+    creation (trained by `recsys train`), else (None, ...): never."""
+    from assistant.refresh import read_state
+
+    try:
+        record = read_state(home).get(dataset, {})
+    except (OSError, ValueError):
+        record = {}
+    when = _when(record.get("finished_at"))
+    if when is not None:
+        outcome = " ".join(str(record[k]) for k in ("version", "decision") if record.get(k))
+        return when, f"refresh: {outcome}" if outcome else "refresh"
     versions = registry.versions()
     if versions:
         newest = versions[-1]
@@ -102,7 +106,7 @@ def admin_snapshot(home: RuntimeHome, store: FeedbackStore, dataset: str) -> Adm
                       for k, v in sorted(quality.items()))
     likes, dislikes = store.count(dataset, LIKE), store.count(dataset, DISLIKE)
     m_likes, m_dislikes = store.message_count(dataset, LIKE), store.message_count(dataset, DISLIKE)
-    refreshed, source = last_refresh(home, registry)
+    refreshed, source = last_refresh(home, registry, dataset)
     lines = [f"**Data set:** {escape_markdown(dataset)}",
              f"**Item feedback:** {likes} 👍 likes, {dislikes} 👎 dislikes "
              f"({len(store.user_ids(dataset))} users)",
