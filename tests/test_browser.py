@@ -1,44 +1,203 @@
-"""The chat UI in a real headless Chromium: type a request, read the recommendations."""
+"""The chat app in a real headless Chromium, against `recsys serve` on loopback (a subprocess) with
+ML-100K ingested into a fresh home and the real embedding model: type, see cards with explanations,
+thumbs up and down, a refinement, and a look at the durable feedback store."""
+from __future__ import annotations
+
+import os
 import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from ui.chat_app import build_app
+from tests.conftest import REPO, free_port, make_home
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+ARTIFACTS = REPO / "tests" / "artifacts"
+USER = "13"  # a data set user no other test gives feedback for
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"recsys serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"recsys serve did not answer within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def served(ml100k, embedder, tmp_path_factory):
+    """`recsys serve` on a free loopback port, over its own freshly ingested ML-100K home (the
+    session's embedding cache is warm, so ingest is quick); yields (url, home)."""
+    from assistant.ingest import ingest_movielens
+    from retrieval.profiles import ProfileWeights
+    from retrieval.vector_store import ChromaLocation, open_client
+
+    home = make_home(tmp_path_factory.mktemp("served") / "home")
+    ingest_movielens(home, "ml-100k", open_client(ChromaLocation(path=home.chroma)), embedder, ProfileWeights(),
+                     progress=False)
+    port = free_port()
+    log = home.logs / "serve.log"
+    env = {**os.environ, "RECSYS_HOME": str(home.root), "RECSYS_DATASET": "ml-100k",
+           "RECSYS_REFRESH_EVERY_EVENTS": "0", "RECSYS_REFRESH_EVERY_MINUTES": "0"}  # no training mid-test
+    for key in ("RECSYS_AUTH_USER", "RECSYS_AUTH_PASSWORD", "RECSYS_SERVER_HOST", "RECSYS_CONFIG"):
+        env.pop(key, None)
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--port", str(port)], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, proc, log)
+        yield url, home
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which("chromium"):
+        pytest.fail("Debian chromium is not installed; scripts/ensure-chromium.sh installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _text_of(page, selector: str) -> str:
+    return page.evaluate(f"(document.querySelector({selector!r})?.innerText || '')")
+
+
+def _wait_text(page, selector: str, needle: str, timeout: int = 60_000) -> None:
+    page.wait_for_function(f"(document.querySelector({selector!r})?.innerText || '').includes({needle!r})",
+                           timeout=timeout)
+
+
+def _cards(page) -> list[dict]:
+    """The cards on screen: item id, title, genres, year, explanation."""
+    return page.evaluate("""() => [...document.querySelectorAll('#cards .rec-card')]
+        .filter(card => card.offsetParent !== null)
+        .map(card => ({id: card.dataset.itemId, title: card.querySelector('.rec-title').innerText,
+                       year: card.querySelector('.rec-year')?.innerText || '',
+                       genres: [...card.querySelectorAll('.rec-genre')].map(g => g.innerText),
+                       why: card.querySelector('.rec-explanation').innerText}))""")
+
+
+def _screenshot(page, tmp_path: Path, name: str) -> Path:
+    """Saved under tmp_path and copied to tests/artifacts/ (git-ignored) for a person to look at."""
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    return Path(shutil.copy(tmp_path / name, ARTIFACTS / name))
+
+
+def _ask(page, text: str, previous: list[str]) -> list[dict]:
+    page.locator("#message textarea").fill(text)
+    page.locator("#message textarea").press("Enter")
+    page.wait_for_function(
+        """previous => { const cards = [...document.querySelectorAll('#cards .rec-card')]
+                           .filter(c => c.offsetParent !== null).map(c => c.dataset.itemId);
+                         return cards.length > 0 && cards.join() !== previous.join(); }""",
+        arg=previous, timeout=60_000)
+    page.wait_for_function("!(document.querySelector('#cards')?.innerText || '').includes('refining')",
+                           timeout=60_000)
+    return _cards(page)
 
 
 @pytest.mark.browser
-def test_type_a_request_and_see_constrained_cards(recommender_100k, tmp_path):
-    if not shutil.which("chromium"):
-        pytest.fail("Debian chromium is not installed; .ci/run installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+def test_chat_cards_thumbs_refinement_in_a_real_browser(served, browser, tmp_path):
+    from data.feedback import DISLIKE, LIKE, FeedbackStore
 
-    app = build_app(recommender_100k)
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,
-               quiet=True)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-            page.locator("#message textarea").fill("a western from the 1950s, no comedy")
-            page.locator("#message textarea").press("Enter")
-            bot = page.locator("#chat .message.bot, #chat [data-testid='bot']").last
-            bot.wait_for(timeout=60_000)
-            page.wait_for_function("document.querySelector('#chat').innerText.includes('Western')", timeout=60_000)
-            text = page.locator("#chat").inner_text()
-            page.screenshot(path=str(tmp_path / "chat.png"))
-            browser.close()
-    finally:
-        app.close()
-    assert "a western from the 1950s, no comedy" in text
-    assert "Constraints: genres: western; not: comedy; years 1950-1959" in text
-    listed = [line for line in text.splitlines() if " — " in line]
-    assert listed and all("Western" in line and "Comedy" not in line for line in listed)
-    assert all(any(f"(195{d})" in line for d in range(10)) for line in listed)
+    url, home = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url, wait_until="load")
+    _wait_text(page, "#history", "New user")
+
+    user = page.locator("#user input")  # the selector takes any data set id, not only the listed ones
+    user.click()
+    user.fill(USER)
+    user.press("Enter")
+    _wait_text(page, "#history", f"User {USER}")
+    assert "ratings in the data set" in _text_of(page, "#history")
+
+    first = _ask(page, "a funny 90s comedy", [])
+    assert len(first) == 10
+    for card in first:
+        assert card["title"] and card["why"].strip(), card
+        assert "Comedy" in card["genres"] and card["year"].strip("()").startswith("199"), card
+    _wait_text(page, "#chat", first[0]["title"])
+
+    page.locator("#like-0").click()
+    _wait_text(page, "#card-0", "liked")
+    page.locator("#dislike-1").click()
+    _wait_text(page, "#card-1", "not for me")
+    page.locator("#dislike-1").click()  # a double click counts once
+    _wait_text(page, "#status", "Already noted")
+    page.locator("#chat button[aria-label='Like']").last.click()  # the message as a whole
+    _wait_text(page, "#status", "helpful")
+    _wait_text(page, "#history", "1 👍, 1 👎")
+
+    shots = [_screenshot(page, tmp_path, "browser-chat.png")]  # the cards, one liked, one disliked
+
+    store = FeedbackStore(home.feedback_db())
+    events = store.events("ml-100k", USER)
+    assert [(e.item_id, e.value) for e in events] == [(first[0]["id"], LIKE), (first[1]["id"], DISLIKE)]
+    assert events[1].context["position"] == 2 and events[1].context["query"]
+    assert [e.value for e in store.message_events("ml-100k", USER)] == [LIKE]
+
+    second = _ask(page, "no romance", [c["id"] for c in first])  # one refinement: constraints carry over
+    assert second and all("Comedy" in c["genres"] and "Romance" not in c["genres"]
+                          and c["year"].strip("()").startswith("199") for c in second)
+    assert not {c["id"] for c in second} & {c["id"] for c in first}
+    _wait_text(page, "#chat", "no romance")
+
+    page.locator("#restart").click()  # a new session for the same user: shown items may come back...
+    _wait_text(page, "#status", "New conversation")
+    again = _ask(page, "a funny 90s comedy", [c["id"] for c in second])
+    again_ids = {c["id"] for c in again}
+    assert first[1]["id"] not in again_ids  # ...but the disliked one never does
+    assert first[0]["id"] not in again_ids  # the liked one is in the history now
+    assert again_ids & {c["id"] for c in first[2:]}, "the exclusion should be specific to the rated items"
+
+    shots.append(_screenshot(page, tmp_path, "browser-new-conversation.png"))
+    print("screenshots: " + ", ".join(map(str, shots)))
+    page.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_catalogue_html_renders_as_text_in_the_browser(browser):
+    """A card whose item data carries script and markdown shows it as text; nothing runs."""
+    from assistant.recommender import Recommendation
+    from data.catalogue import Item
+    from ui.cards import card_html, reply_markdown
+
+    evil = Item("x<1>", 'Evil <img src=x onerror="window.pwned=1"> **bold**', 1999, ("Horror<b>",),
+                "<script>window.pwned = 2</script> A [link](javascript:alert(1)) plot. Second sentence.")
+    rec = Recommendation(evil, 1.0, "Because <script>window.pwned = 3</script> you liked it.")
+    page = browser.new_page()
+    page.set_content(f"<html><body>{card_html(1, rec)}<pre>{reply_markdown('x', [rec])}</pre></body></html>")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("script").count() == 0 and page.locator("img").count() == 0
+    text = page.locator(".rec-card").inner_text()
+    assert "<script>window.pwned = 2</script>" in text and '<img src=x onerror="window.pwned=1">' in text
+    assert "[link](javascript:alert(1))" in text and "**bold**" in text
+    page.close()

@@ -1,67 +1,150 @@
-"""A minimal Gradio chat: type a request, get explained recommendations (feedback comes later)."""
+"""The Gradio Blocks app: streaming chat, recommendation cards with per-item thumbs, message
+thumbs, a user selector, a "my history" panel and an admin tab. Public API: `recommend` and
+`feedback` (gradio_client); every other handler is private."""
 from __future__ import annotations
 
 from ui.offline import go_offline
 
 go_offline()
 
-import html  # noqa: E402
+from data.home import RuntimeHome  # noqa: E402
+from ui.cards import CSS, card_html  # noqa: E402
+from ui.controller import NEW_USER, ChatController  # noqa: E402
+from ui.session import DISLIKE, LIKE, TabState  # noqa: E402
 
-from assistant.recommender import InvalidRequest, Recommendations, UnknownUser  # noqa: E402
-from assistant.request_parser import InvalidQuery  # noqa: E402
-
-
-def render_reply(reply: Recommendations) -> str:
-    lines = []
-    if reply.message:
-        lines.append(f"_{html.escape(reply.message)}_\n")
-    if not reply.items:
-        lines.append("Nothing in the catalogue matches every constraint. Try loosening one.")
-    for rank, rec in enumerate(reply.items, start=1):
-        genres = ", ".join(rec.item.genres)
-        lines.append(f"{rank}. **{html.escape(rec.item.label)}** — {html.escape(genres)}  \n"
-                     f"   {html.escape(rec.explanation)}")
-    return "\n".join(lines)
+MAX_CARDS = 10
+TITLE = "Movie recommendation assistant"
+INTRO = ("Ask for what you feel like watching: *scary movies from the 80s*, *a funny 90s comedy*, *more like "
+         "Alien but not horror*. Then refine: *older ones*, *no romance*, *more like the second one*, "
+         "*something else*. Rate each pick with 👍 / 👎: it counts at once.")
 
 
-def make_handler(recommender):
-    def respond(message, history, user_id, k):
-        history = list(history or [])
-        text = message if isinstance(message, str) else str(message)
-        user = (user_id or "").strip() or None
-        try:
-            reply = recommender.recommend(text, user_id=user, k=int(k))
-            answer = render_reply(reply)
-        except (InvalidQuery, InvalidRequest, UnknownUser) as err:
-            answer = f"⚠️ {html.escape(str(err))}"
-        history.append({"role": "user", "content": text})
-        history.append({"role": "assistant", "content": answer})
-        return history, ""
-
-    return respond
-
-
-def build_app(recommender, default_k: int = 10, max_k: int = 50):
+def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_CARDS):
+    """`home` enables the admin tab (adapter versions live under it)."""
     import gradio as gr
 
-    with gr.Blocks(title="Movie recommendation assistant") as app:
-        gr.Markdown("## Movie recommendation assistant\nAsk for what you feel like watching: "
-                    "*scary movies from the 80s*, *more like Alien but not horror*, *a 90s comedy*.")
-        with gr.Row():
-            user_box = gr.Textbox(label="User id (optional, e.g. 1m_42)", scale=2, elem_id="user-id")
-            k_slider = gr.Slider(1, max_k, value=default_k, step=1, label="How many", scale=1)
-        chat = gr.Chatbot(label="Assistant", elem_id="chat", height=480)
-        message = gr.Textbox(label="Your request", placeholder="e.g. scary movies from the 80s", elem_id="message")
-        handler = make_handler(recommender)
-        message.submit(handler, [message, chat, user_box, k_slider], [chat, message], api_name="recommend")
+    controller = ChatController(assistant, max_cards)
+    default_k = min(assistant.default_k, max_cards)
+
+    def render(state: TabState):
+        """Every output of a chat event, from the tab state."""
+        items = state.items
+        rows, cards, ups, downs = [], [], [], []
+        for slot in range(max_cards):
+            if slot < len(items):
+                rec = items[slot]
+                mark = state.marks.get(rec.item.item_id)
+                rows.append(gr.update(visible=True))
+                cards.append(card_html(slot + 1, rec, state.explanations[slot], mark, state.pending))
+                ups.append(gr.update(variant="primary" if mark == LIKE else "secondary"))
+                downs.append(gr.update(variant="stop" if mark == DISLIKE else "secondary"))
+            else:
+                rows.append(gr.update(visible=False))
+                cards.append("")
+                ups.append(gr.update(variant="secondary"))
+                downs.append(gr.update(variant="secondary"))
+        return [state, state.messages, state.notice, controller.history_panel(state), *rows, *cards, *ups, *downs]
+
+    def on_load():
+        return render(controller.start(None, NEW_USER))
+
+    def on_user(choice, state):
+        return render(controller.start(state, choice))
+
+    def on_new_conversation(choice, state):
+        user = state.session.user_id if state is not None and state.session is not None else choice
+        return render(controller.start(state, user))
+
+    def on_submit(text, state, k):
+        for current in controller.turn(state, text, k):
+            yield ["", *render(current)]
+
+    def on_message_like(state, data):
+        state = controller.message_feedback(state, data.index, data.liked)
+        return state, state.notice
+
+    on_message_like.__annotations__ = {"data": gr.LikeData}  # resolvable (gr is imported in here)
+
+    def api_recommend(text, user, k, state):
+        return controller.api_recommend(state, text, user, k)
+
+    def api_feedback(item_id, liked, event_id, state):
+        return controller.api_feedback(state, item_id, liked, event_id)
+
+    with gr.Blocks(title=TITLE) as app:
+        state = gr.State(None)
+        gr.Markdown(f"## {TITLE}\n{INTRO}")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=260):
+                        user = gr.Dropdown(controller.user_choices(), value=NEW_USER, allow_custom_value=True,
+                                           label="User", info="A data set user, or a new user", elem_id="user")
+                        k_slider = gr.Slider(1, max_cards, value=default_k, step=1, label="Picks per reply",
+                                             elem_id="k")
+                        restart = gr.Button("New conversation", size="sm", elem_id="restart")
+                        with gr.Accordion("My history", open=True):
+                            history = gr.HTML(elem_id="history")
+                    with gr.Column(scale=3):
+                        chat = gr.Chatbot(label="Assistant", elem_id="chat", height=420,
+                                          feedback_options=("Like", "Dislike"), sanitize_html=True)
+                        with gr.Row():
+                            message = gr.Textbox(show_label=False, placeholder="e.g. scary movies from the 80s",
+                                                 elem_id="message", scale=5, autofocus=True)
+                            send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
+                        status = gr.Markdown(elem_id="status")
+                        rows, cards, ups, downs = [], [], [], []
+                        with gr.Column(elem_id="cards"):
+                            for slot in range(max_cards):
+                                with gr.Row(visible=False, elem_classes="card-row", elem_id=f"card-row-{slot}") as row:
+                                    cards.append(gr.HTML(elem_id=f"card-{slot}", padding=False))
+                                    with gr.Column(scale=0, min_width=64, elem_classes="thumbs"):
+                                        ups.append(gr.Button("👍", size="sm", elem_id=f"like-{slot}"))
+                                        downs.append(gr.Button("👎", size="sm", elem_id=f"dislike-{slot}"))
+                                rows.append(row)
+            admin_outputs = None
+            if home is not None:
+                with gr.Tab("Admin", id="admin-tab") as admin_tab:
+                    from ui.admin import build_admin_tab
+
+                    refresh_admin, admin_outputs = build_admin_tab(home, assistant.store, assistant.dataset)
+                admin_tab.select(refresh_admin, None, admin_outputs, api_visibility="private")
+        with gr.Column(visible=False):  # inputs and outputs of the public API
+            api_text = gr.Textbox(label="text")
+            api_user = gr.Textbox(label="user")
+            api_k = gr.Number(value=default_k, precision=0, label="k")
+            api_item = gr.Textbox(label="item_id")
+            api_liked = gr.Checkbox(label="liked")
+            api_event = gr.Textbox(label="event_id")
+            api_out = gr.JSON(label="result")
+            api_recommend_button = gr.Button("recommend")
+            api_feedback_button = gr.Button("feedback")
+
+        view = [state, chat, status, history, *rows, *cards, *ups, *downs]
+        app.load(on_load, None, view, api_visibility="private")
+        user.input(on_user, [user, state], view, api_visibility="private")
+        restart.click(on_new_conversation, [user, state], view, api_visibility="private")
+        for trigger in (message.submit, send.click):
+            trigger(on_submit, [message, state, k_slider], [message, *view], api_visibility="private",
+                    concurrency_id="turn", show_progress="minimal")
+        chat.like(on_message_like, [state], [state, status], api_visibility="private")
+        for slot in range(max_cards):
+            for button, liked in ((ups[slot], True), (downs[slot], False)):
+                button.click(lambda s, slot=slot, liked=liked: render(controller.item_feedback(s, slot, liked)),
+                             [state], view, api_visibility="private", concurrency_id="feedback",
+                             concurrency_limit=4, show_progress="hidden")
+        api_recommend_button.click(api_recommend, [api_text, api_user, api_k, state], [api_out, state],
+                                   api_name="recommend", concurrency_id="turn")
+        api_feedback_button.click(api_feedback, [api_item, api_liked, api_event, state], [api_out, state],
+                                  api_name="feedback", concurrency_id="feedback", concurrency_limit=4)
     return app
 
 
-def serve(settings, port: int | None = None) -> None:
-    from assistant.runtime import build_recommender
+def launch(app, host: str, port: int, auth=None, **kw):
+    from ui.cards import CSS as css
 
-    recommender = build_recommender(settings)
-    app = build_app(recommender, settings.default_k, min(settings.max_k, 50))
-    print(f"chat UI on http://{settings.server_host}:{port or settings.server_port}")
-    app.launch(server_name=settings.server_host, server_port=port or settings.server_port, share=False,
-               ssr_mode=False, show_error=True)
+    return app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True,
+                      auth=auth, css=css, footer_links=["api"], **kw)
+
+
+__all__ = ["build_app", "launch", "CSS", "MAX_CARDS"]

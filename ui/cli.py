@@ -63,44 +63,55 @@ def cmd_ingest(settings, args) -> int:
     return 0
 
 
-def _print_reply(reply) -> None:
-    if reply.message:
-        print(reply.message)
+def _print_reply(reply, wall_ms: float) -> None:
+    from ui.terminal import format_item
+
+    if reply.text:
+        print(reply.text)
     for rank, rec in enumerate(reply.items, start=1):
-        print(f"{rank:2}. {rec.item.label}  [{', '.join(rec.item.genres)}]  score {rec.score:.3f}")
-        print(f"    {rec.explanation}")
-    print(f"({reply.timings_ms.get('total_ms', 0):.0f} ms)")
+        print(format_item(rank, rec).replace("]\n", f"]  score {rec.score:.3f}\n", 1))
+    print(f"({wall_ms:.0f} ms)")
+
+
+def _settings_for(settings, dataset: str | None):
+    if dataset and dataset != settings.dataset:
+        from dataclasses import replace
+
+        return replace(settings, dataset=dataset)
+    return settings
 
 
 def cmd_recommend(settings, args) -> int:
-    from assistant.runtime import build_recommender
+    """One single-turn request through the Assistant, on a fresh session (the chat's first turn)."""
+    from assistant.request_parser import InvalidQuery
+    from assistant.runtime import build_assistant
+    from ui.payload import one_shot, reply_json
 
-    dataset = args.dataset or settings.dataset
-    if dataset != settings.dataset:
-        from dataclasses import replace
-
-        settings = replace(settings, dataset=dataset)
+    settings = _settings_for(settings, args.dataset)
     k = args.k if args.k is not None else settings.default_k
     if args.batch:
         if args.text:
             raise SystemExit("recsys recommend: give either TEXT or --batch FILE, not both")
-        recommender = build_recommender(settings)
-        return _run_batch(recommender, Path(args.batch), k)
+        if not Path(args.batch).exists():
+            raise SystemExit(f"recsys recommend: batch file {args.batch} does not exist")
+        return _run_batch(build_assistant(settings), Path(args.batch), k)
     if not args.text:
         raise SystemExit("recsys recommend: say what you want, e.g. recsys recommend \"scary movies from the 80s\"")
-    recommender = build_recommender(settings)
-    reply = recommender.recommend(" ".join(args.text), user_id=args.user, k=k)
+    assistant = build_assistant(settings)
+    _, reply, wall_ms = one_shot(assistant, " ".join(args.text), args.user, k)
+    if reply.kind == "error":
+        raise InvalidQuery(reply.text[:1].lower() + reply.text[1:].rstrip("."))
     if args.json:
-        print(json.dumps(reply.to_json(), ensure_ascii=False))
+        print(json.dumps(reply_json(reply, k, wall_ms), ensure_ascii=False))
     else:
-        _print_reply(reply)
+        _print_reply(reply, wall_ms)
     return 0
 
 
-def _run_batch(recommender, path: Path, k: int) -> int:
+def _run_batch(assistant, path: Path, k: int) -> int:
+    from ui.payload import one_shot, reply_json
+
     errors = _user_errors()
-    if not path.exists():
-        raise SystemExit(f"recsys recommend: batch file {path} does not exist")
     failed = 0
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -111,14 +122,25 @@ def _run_batch(recommender, path: Path, k: int) -> int:
                 if not isinstance(record, dict) or not isinstance(record.get("q"), str):
                     raise ValueError('each line must be an object with a text field "q"')
                 user = record.get("user")
-                reply = recommender.recommend(record["q"], user_id=None if user is None else str(user),
-                                              k=int(record.get("k", k)))
-                out = reply.to_json()
+                want = int(record.get("k", k))
+                _, reply, wall_ms = one_shot(assistant, record["q"], None if user is None else str(user), want)
+                if reply.kind == "error":
+                    raise ValueError(reply.text[:1].lower() + reply.text[1:].rstrip("."))
+                out = reply_json(reply, want, wall_ms)
             except (json.JSONDecodeError, ValueError, *errors) as err:
                 failed += 1
                 out = {"error": f"line {number}: {err}", "items": []}
             print(json.dumps(out, ensure_ascii=False), flush=True)
     return 1 if failed else 0
+
+
+def cmd_chat(settings, args) -> int:
+    from assistant.runtime import build_assistant
+    from ui.terminal import run_chat
+
+    settings = _settings_for(settings, args.dataset)
+    assistant = build_assistant(settings)
+    return run_chat(assistant, args.user, args.k)
 
 
 def cmd_train_retriever(settings, args) -> int:
@@ -171,9 +193,9 @@ def cmd_eval(settings, args) -> int:
 
 
 def cmd_serve(settings, args) -> int:
-    from ui.chat_app import serve
+    from ui.server import serve
 
-    serve(settings, port=args.port)
+    serve(_settings_for(settings, args.dataset), host=args.host, port=args.port)
     return 0
 
 
@@ -222,9 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
     ev.add_argument("--json", help="write the result here (and a PNG chart beside it)")
     ev.set_defaults(func=cmd_eval)
-    serve = sub.add_parser("serve", help="start the chat UI on 127.0.0.1")
+    serve = sub.add_parser("serve", help="start the chat UI (127.0.0.1 unless --host)")
     serve.add_argument("--port", type=int, help="port (default RECSYS_SERVER_PORT or 7860)")
+    serve.add_argument("--host", help="address to bind (default RECSYS_SERVER_HOST or 127.0.0.1); any "
+                                      "non-loopback address needs RECSYS_AUTH_USER and RECSYS_AUTH_PASSWORD")
+    serve.add_argument("--dataset", help="data set to serve (default: RECSYS_DATASET or ml-1m)")
     serve.set_defaults(func=cmd_serve)
+    chat = sub.add_parser("chat", help="chat with the assistant in the terminal")
+    chat.add_argument("--user", help="a user id of the data set (default: a new user)")
+    chat.add_argument("--k", type=int, help="picks per reply (default 10)")
+    chat.add_argument("--dataset", help="data set to serve (default: RECSYS_DATASET or ml-1m)")
+    chat.set_defaults(func=cmd_chat)
     from ui.cli_admin import register
 
     register(sub)
