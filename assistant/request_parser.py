@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from data.summaries import match_key
@@ -78,6 +79,17 @@ _PERSON_AFTER_NEGATION = re.compile(r"\b(?:with|starring|by)\s+(?P<name>[A-Z][\w
 
 class InvalidQuery(ValueError):
     pass
+
+
+def clean_text(text: str) -> str:
+    """NFKC-normalised (full-width letters become ASCII) with control, format, private-use and
+    unpaired-surrogate characters replaced by spaces: what reaches the parser and the embedder."""
+    text = unicodedata.normalize("NFKC", text.encode("utf-8", "replace").decode("utf-8")
+                                 if any(0xD800 <= ord(c) <= 0xDFFF for c in text) else text)
+    return "".join(" " if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
+
+
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
 @dataclass(frozen=True)
@@ -297,7 +309,9 @@ class RequestParser:
             raise InvalidQuery("the request is empty: say what you would like to watch")
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidQuery(f"the request is {len(text)} characters; keep it under {MAX_QUERY_CHARS}")
-        text = " ".join(text.replace("\x00", " ").split())
+        text = " ".join(clean_text(text).split())
+        if not text:
+            raise InvalidQuery("the request has no readable text: say what you would like to watch")
         text = re.sub(r"\banything but\b", "anything except", text, flags=re.IGNORECASE)
         rest, references, unresolved = self._references(text)
         positive, negative, any_of, conflict = self._genres(rest)
