@@ -31,6 +31,10 @@ def test_short_description_is_one_sentence_cut_at_a_word():
     assert short_description("Heat is a 1995 film. It stars Pacino.") == "Heat is a 1995 film."
     assert short_description("It stars R. Lee Ermey as a drill sergeant. Next.") == \
         "It stars R. Lee Ermey as a drill sergeant."
+    assert short_description("Once Upon a Time in the West (Italian: C'era una volta il West, transl. Once "
+                             "upon a time the West) is a 1968 film. It stars Fonda.") == \
+        "Once Upon a Time in the West (Italian: C'era una volta il West, transl. Once upon a time the West) is a " \
+        "1968 film."
     long = short_description("word " * 100, limit=50)
     assert len(long) <= 50 and long.endswith("…") and not long.endswith(" …")
     assert short_description(None) == "" and short_description("   ") == ""

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 DESCRIPTION_CHARS = 180
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_INITIAL = re.compile(r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|No)\.$")
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|No|lit|transl|c|ca|approx|"
+                           r"e\.g|i\.e|U\.S|Vol|Pt)\.$")
 
 
 def escape(text) -> str:
@@ -41,11 +42,12 @@ def short_description(text: str | None, limit: int = DESCRIPTION_CHARS) -> str:
     if not text:
         return ""
     first = text
-    start = 0
     for match in _SENTENCE_END.finditer(text):
-        if not _INITIAL.search(text[start:match.start()]):  # "R. Lee Ermey" is not a sentence end
-            first = text[:match.start()]
-            break
+        head = text[:match.start()]
+        if _ABBREVIATION.search(head) or head.count("(") > head.count(")"):
+            continue  # "R. Lee Ermey", "(Italian: ..., transl. Once upon a time ...)" do not end a sentence
+        first = head
+        break
     if len(first) <= limit:
         return first
     cut = first[:limit - 1]

@@ -1,0 +1,71 @@
+"""The chat app's event logic without a browser: the streamed turn, thumbs, sessions per tab."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.assistant import Assistant
+from data.feedback import DISLIKE, LIKE, FeedbackStore
+from ui.controller import NEW_USER, ChatController
+
+
+class SlowWriter:
+    """Stands in for the language-model writer: better texts for the first two cards."""
+
+    def write(self, reply, history):
+        for index in range(min(2, len(reply.items))):
+            yield index, f"Better <b>reason</b> #{index}"
+
+
+@pytest.fixture
+def controller(recommender_100k, tmp_path):
+    return ChatController(Assistant(recommender_100k, FeedbackStore(tmp_path / "events.sqlite")), max_cards=10)
+
+
+def test_a_turn_streams_cards_first_then_better_explanations(controller):
+    controller.assistant.writer = SlowWriter()
+    state = controller.start(None, "36")
+    frames = []
+    for step in controller.turn(state, "a western", 4):
+        frames.append((list(step.messages), list(step.explanations), step.pending))
+    echo, cards, *better, done = frames
+    assert echo[0][-1] == {"role": "assistant", "content": "…"} and echo[1] == []
+    assert len(cards[1]) == 4 and cards[2] is True  # the cards, with template explanations, come first
+    assert cards[1] == [r.explanation for r in state.reply.items]
+    assert "Western" in cards[0][-1]["content"]
+    assert [b[1][:2] for b in better][-1] == ["Better <b>reason</b> #0", "Better <b>reason</b> #1"]
+    assert done[2] is False and done[1][2:] == cards[1][2:]
+
+
+def test_thumbs_are_idempotent_per_click_and_a_change_of_mind_counts(controller):
+    state = controller.start(None, "36")
+    for _ in controller.turn(state, "a comedy", 3):
+        pass
+    item = state.items[0].item.item_id
+    controller.item_feedback(state, 0, True)
+    controller.item_feedback(state, 0, True)  # a double click
+    assert "Already noted" in state.notice
+    controller.item_feedback(state, 0, False)
+    controller.item_feedback(state, 0, True)
+    events = controller.assistant.store.events(user_id="36")
+    assert [(e.item_id, e.value) for e in events] == [(item, LIKE), (item, DISLIKE), (item, LIKE)]
+    assert len({e.event_id for e in events}) == 3 and state.marks[item] == LIKE
+    controller.item_feedback(state, 7, True)
+    assert "gone" in state.notice
+
+    controller.message_feedback(state, 1, False)
+    controller.message_feedback(state, 1, False)
+    controller.message_feedback(state, 1, "")  # un-clicked: nothing stored
+    [thumb] = controller.assistant.store.message_events(user_id="36")
+    assert thumb.value == DISLIKE and thumb.context["items"] == [r.item.item_id for r in state.items]
+
+
+def test_users_and_sessions(controller):
+    choices = controller.user_choices()
+    assert choices[0] == NEW_USER and choices[1:4] == ["1", "2", "3"] and len(choices) == 201
+    fresh = controller.start(None, NEW_USER)
+    assert fresh.session.is_new_user and "new user" in fresh.notice
+    unknown = controller.start(None, "nobody")
+    assert unknown.session.is_new_user and "unknown user" in unknown.notice
+    a, b = controller.start(None, "36"), controller.start(None, "36")
+    assert a.session.session_id != b.session.session_id
+    assert "User 36" in controller.history_panel(a)
