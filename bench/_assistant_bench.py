@@ -23,6 +23,7 @@ from data.store import Dataset
 from retrieval.embedder import Embedder
 from retrieval.item_index import ItemIndex
 from retrieval.profiles import ProfileStore
+from retrieval.sequential import MODEL_FILE
 from retrieval.vector_store import ChromaLocation, open_client
 from ui.config import load_settings
 
@@ -64,7 +65,7 @@ def open_bench_assistant(dataset: str = "ml-1m", diversity: float | None = None,
         raise SystemExit(f"{dataset} is not ingested: run `recsys ingest --dataset {dataset}` first")
     sequential, sequential_index = None, None
     model_dir = sequential_model_dir(home, dataset)
-    if (model_dir / "model.pt").exists():
+    if (model_dir / MODEL_FILE).exists():
         from retrieval.sequential import SASRecRetriever
 
         sequential = SASRecRetriever.load(model_dir)
