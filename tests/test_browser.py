@@ -178,6 +178,12 @@ def test_chat_cards_thumbs_refinement_in_a_real_browser(served, browser, tmp_pat
     assert again_ids & {c["id"] for c in first[2:]}, "the exclusion should be specific to the rated items"
 
     shots.append(_screenshot(page, tmp_path, "browser-new-conversation.png"))
+
+    page.get_by_role("tab", name="Admin").click()  # counts straight from the durable store
+    _wait_text(page, "#admin-summary", "1 👍 likes, 1 👎 dislikes")
+    admin = _text_of(page, "#admin-summary")
+    assert "Message feedback: 1 👍, 0 👎" in admin and "Last refresh: never" in admin
+    assert "No adapter trained yet" in admin
     print("screenshots: " + ", ".join(map(str, shots)))
     page.close()
     assert not errors, errors

@@ -131,13 +131,14 @@ def build_admin_tab(home: RuntimeHome, store: FeedbackStore, dataset: str):
         return (snap.summary + "  \n" + stamp, gr.update(value=frame, visible=snap.has_adapters),
                 gr.update(value=table, visible=snap.has_adapters))
 
-    gr.Markdown("### Adapters and feedback")
+    with gr.Row():
+        gr.Markdown("### Adapters and feedback")
+        button = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="admin-refresh")
     summary = gr.Markdown(elem_id="admin-summary")
-    plot = gr.LinePlot(x="step", y="value", color="metric", title="Evaluation metrics by adapter version",
-                       x_title="adapter version (1 = v0001)", y_title="value", tooltip="all",
-                       elem_id="admin-plot", visible=False)
+    plot = gr.LinePlot(x="version", y="value", color="metric", title="Evaluation metrics by adapter version",
+                       x_title="adapter version", y_title="value", tooltip="all", elem_id="admin-plot",
+                       visible=False)
     table = gr.Dataframe(label="Adapter versions", elem_id="admin-versions", visible=False, interactive=False)
-    button = gr.Button("Refresh", size="sm", elem_id="admin-refresh")
     outputs = [summary, plot, table]
     button.click(refresh, None, outputs, api_visibility="private")
     return refresh, outputs
