@@ -65,7 +65,27 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None):
         if registry.serving():
             assistant.lm = ServingReranker(registry)
             assistant.lm.current()  # starts loading in the background
+    assistant.writer = build_explanation_writer(settings, recommender)
     return assistant
+
+
+def build_explanation_writer(settings: Settings, recommender):
+    """The configured explanation writer, or None (the template explanations stand)."""
+    if settings.explanation_writer == "none":
+        return None
+    from assistant.explanation_writer import build_writer
+
+    home = RuntimeHome(settings.home)
+    adapter = None
+    if settings.explanation_adapter:
+        from finetune.adapters import AdapterRegistry
+
+        registry = AdapterRegistry(home.adapters)
+        version = registry.serving() if settings.explanation_adapter == "serving" else settings.explanation_adapter
+        if version is None:
+            raise KeyError(f"explanation_adapter=serving but no adapter is serving in {home.adapters}")
+        adapter = registry.path(version)
+    return build_writer(settings.explanation_writer, home.models, recommender, adapter=adapter)
 
 
 def start_refresh_scheduler(settings: Settings, assistant, log=print):

@@ -8,6 +8,9 @@ from retrieval.candidates import FusionWeights
 from retrieval.profiles import ProfileWeights
 
 
+EXPLANATION_WRITERS = ("none", "smollm2", "qwen")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path  # RECSYS_HOME: all runtime state (raw data, models, chroma, caches, adapters, logs)
@@ -28,4 +31,11 @@ class Settings:
     refresh_every_events: int = 500  # RECSYS_REFRESH_EVERY_EVENTS: `recsys serve` refreshes after this many (0: never)
     refresh_every_minutes: float = 60.0  # RECSYS_REFRESH_EVERY_MINUTES: ... or this often when there is new feedback
     refresh_model: str = "smollm2"  # RECSYS_REFRESH_MODEL
+    # RECSYS_EXPLANATION_WRITER: none (template explanations only) | smollm2 | qwen: a language model rewrites
+    # each card's explanation after the cards are shown; outputs failing verification keep the template.
+    # Measured in bench/bench_explanations.py (README); the template stays the default.
+    explanation_writer: str = "none"
+    # RECSYS_EXPLANATION_ADAPTER: an adapter-registry version (e.g. v0003) or "serving" merged into the
+    # writer's model; empty: the base model. The adapter must have been trained on the writer's model.
+    explanation_adapter: str | None = None
     models: tuple[str, ...] = ("smollm2", "qwen")  # RECSYS_MODELS: language models fetched at set-up

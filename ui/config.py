@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
-from assistant.settings import Settings
+from assistant.settings import EXPLANATION_WRITERS, Settings
 from retrieval.candidates import FusionWeights
 from retrieval.profiles import ProfileWeights
 
@@ -70,7 +70,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_every_events=_number("refresh_every_events", get("refresh_every_events", base.refresh_every_events), int),
         refresh_every_minutes=_number("refresh_every_minutes",
                                       get("refresh_every_minutes", base.refresh_every_minutes), float),
-        refresh_model=str(get("refresh_model", base.refresh_model)))
+        refresh_model=str(get("refresh_model", base.refresh_model)),
+        explanation_writer=str(get("explanation_writer", base.explanation_writer) or "none").strip().lower(),
+        explanation_adapter=str(get("explanation_adapter") or "").strip() or None)
+    if settings.explanation_writer not in EXPLANATION_WRITERS:
+        raise ConfigError(f"explanation_writer must be one of {', '.join(EXPLANATION_WRITERS)}, "
+                          f"got {settings.explanation_writer!r}")
+    if settings.explanation_adapter and settings.explanation_writer == "none":
+        raise ConfigError("explanation_adapter needs an explanation_writer (smollm2 or qwen)")
     if settings.reranker not in ("auto", "off"):
         raise ConfigError(f"reranker must be 'auto' or 'off', got {settings.reranker!r}")
     if not 0.0 <= settings.diversity <= 1.0:
