@@ -1,6 +1,8 @@
 """The chat app's event logic without a browser: the streamed turn, thumbs, sessions per tab."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from assistant.assistant import Assistant
@@ -25,7 +27,7 @@ def test_a_turn_streams_cards_first_then_better_explanations(controller):
     controller.assistant.writer = SlowWriter()
     state = controller.start(None, "36")
     frames = []
-    for step in controller.turn(state, "a western", 4):
+    for step in itertools.chain(controller.turn(state, "a western", 4), controller.explain(state)):
         frames.append((list(step.messages), list(step.explanations), step.pending))
     echo, cards, *better, done = frames
     assert echo[0][-1] == {"role": "assistant", "content": "…"} and echo[1] == []
@@ -34,6 +36,19 @@ def test_a_turn_streams_cards_first_then_better_explanations(controller):
     assert "Western" in cards[0][-1]["content"]
     assert [b[1][:2] for b in better][-1] == ["Better <b>reason</b> #0", "Better <b>reason</b> #1"]
     assert done[2] is False and done[1][2:] == cards[1][2:]
+    assert list(controller.explain(state)) == []  # nothing pending any more
+
+
+def test_a_newer_reply_stops_the_old_explanations(controller):
+    controller.assistant.writer = SlowWriter()
+    state = controller.start(None, "36")
+    list(controller.turn(state, "a western", 3))
+    stream = controller.explain(state)
+    first = next(stream)
+    assert first.explanations[0].startswith("Better")
+    list(controller.turn(state, "something else", 3))  # new cards while the old ones are being explained
+    assert list(stream) == [] and state.pending  # the old stream stops; the new cards still await theirs
+    assert not state.explanations[0].startswith("Better")
 
 
 def test_thumbs_are_idempotent_per_click_and_a_change_of_mind_counts(controller):

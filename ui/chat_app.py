@@ -59,6 +59,14 @@ def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_C
         for current in controller.turn(state, text, k):
             yield ["", *render(current)]
 
+    def on_explain(state):
+        streamed = False
+        for current in controller.explain(state):
+            streamed = True
+            yield render(current)[4 + max_cards:4 + 2 * max_cards]  # the card texts only
+        if not streamed:  # no writer, or a newer reply took over: leave the cards as they are
+            yield [gr.skip()] * max_cards
+
     def on_message_like(state, data):
         state = controller.message_feedback(state, data.index, data.liked)
         return state, state.notice
@@ -126,7 +134,9 @@ def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_C
         restart.click(on_new_conversation, [user, state], view, api_visibility="private")
         for trigger in (message.submit, send.click):
             trigger(on_submit, [message, state, k_slider], [message, *view], api_visibility="private",
-                    concurrency_id="turn", show_progress="minimal")
+                    concurrency_id="turn", show_progress="minimal").then(
+                on_explain, [state], cards, api_visibility="private", concurrency_id="explain",
+                show_progress="hidden")
         chat.like(on_message_like, [state], [state, status], api_visibility="private")
         for slot in range(max_cards):
             for button, liked in ((ups[slot], True), (downs[slot], False)):

@@ -65,8 +65,8 @@ class ChatController:
 
     # ---- one chat turn, streamed ----------------------------------------------------------------
     def turn(self, state: TabState | None, text: str, k: int | None = None) -> Iterator[TabState]:
-        """Yields: the echoed message, then the reply with its cards (template explanations), then
-        once per better explanation, then the finished state."""
+        """Yields the echoed message, then the reply with its cards (template explanations). Better
+        explanations come from `explain`, a separate event, so writing them holds up no other turn."""
         state = self.ensure(state)
         text = (text or "").strip()
         if not text:
@@ -91,14 +91,24 @@ class ChatController:
             state.show(reply)
             state.pending = bool(reply.items) and getattr(self.assistant, "writer", None) is not None
         yield state
-        if state.pending:
-            try:
-                for position, better in self.assistant.explain_stream(state.session, reply):
-                    if 0 <= position < len(state.explanations) and state.reply is reply:
-                        state.explanations[position] = better
-                        yield state
-            finally:
+
+    def explain(self, state: TabState | None) -> Iterator[TabState]:
+        """Better explanations for the cards on screen, one at a time; stops as soon as a newer
+        reply replaces those cards."""
+        if state is None or state.reply is None or not state.pending:
+            return
+        reply = state.reply
+        try:
+            for position, better in self.assistant.explain_stream(state.session, reply):
+                if state.reply is not reply:
+                    return
+                if 0 <= position < len(state.explanations):
+                    state.explanations[position] = better
+                    yield state
+        finally:
+            if state.reply is reply:
                 state.pending = False
+        if state.reply is reply:
             yield state
 
     # ---- feedback -------------------------------------------------------------------------------
