@@ -1,6 +1,8 @@
 """Final-list diversity: maximal marginal relevance over item vectors, and how diverse a list is."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 
@@ -44,3 +46,37 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     sims = unit @ unit.T
     n = len(vectors)
     return float((n * n - sims.sum()) / (n * (n - 1)))
+
+
+_SEQUEL_MARK = r"(?:[0-9]+|ii|iii|iv|v|vi|vii|viii|ix|x|xi|xii)"
+
+
+def franchise_key(title: str) -> str:
+    """A title's franchise stem, for spotting sequels: lower case, no leading article, the part before
+    ':' or ' - ', no trailing sequel number ("Star Trek VI: The Undiscovered Country", "Star Trek:
+    Generations" -> "star trek"; "Friday the 13th Part VII: The New Blood" -> "friday the 13th")."""
+    t = re.sub(r"\s*\(.*?\)\s*$", "", title.lower())
+    t = re.sub(r"^(?:the|a|an)\s+", "", t)
+    t = re.split(r":| - ", t)[0]
+    t = re.sub(r"[²³]", "", t)
+    t = re.sub(rf"\s+(?:part\s+|episode\s+)?{_SEQUEL_MARK}(?:-d)?$", "", t.strip())
+    return re.sub(r"[^a-z0-9& ]", "", t).strip()
+
+
+def cap_per_group(order: list[int], keys: list[str], cap: int | None, k: int) -> list[int]:
+    """The first k of `order` (indices into `keys`) with at most `cap` items of one key; keys shorter
+    than 3 characters are never capped. None: no cap. Use after `mmr_order(..., k=len(pool))` to keep
+    a list from being five sequels of one film."""
+    if cap is None:
+        return list(order[:k])
+    counts: dict[str, int] = {}
+    out = []
+    for i in order:
+        key = keys[i]
+        if len(key) >= 3 and counts.get(key, 0) >= cap:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        out.append(i)
+        if len(out) == k:
+            break
+    return out
