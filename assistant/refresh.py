@@ -49,6 +49,7 @@ class RefreshConfig:
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
     replay_eval_users: int = 200
+    max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
     threads: int | None = None
@@ -154,6 +155,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     lists = feedback_examples(events, histories, texts)
     new_ids = {e.event_id for e in new_events}
     train_lists, held_lists = split_by_user(lists)
+    if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
+        held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
     replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
     rng = random.Random(config.seed)

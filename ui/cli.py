@@ -177,9 +177,19 @@ def cmd_eval(settings, args) -> int:
     from assistant.retriever_training import sequential_model_dir
     from data.home import RuntimeHome
 
-    if args.protocol != "loo":
-        raise SystemExit("recsys eval: only --protocol loo (leave-last-out by timestamp) is implemented")
     home = RuntimeHome(settings.home)
+    if args.protocol == "temporal":
+        from assistant.temporal_eval import run_temporal
+
+        result = run_temporal(home, args.dataset, args.users, args.seed, Path(args.json) if args.json else None,
+                              refresh_minutes=args.refresh_minutes, model=args.model or "smollm2")
+        for key in ("stale", "immediate", "refreshed", "retrained"):
+            print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
+        print(f"forgetting {result['forgetting']:.4f}; refresh {result['refresh_seconds']} s "
+              f"({result['refresh'].get('decision')})")
+        return 0
+    if args.protocol != "loo":
+        raise SystemExit("recsys eval: --protocol is loo (leave-last-out by timestamp) or temporal")
     result = run_eval(home, args.dataset, sequential_model_dir(home, args.dataset), args.users, args.seed,
                       args.model, args.adapter, Path(args.json) if args.json else None, include_lm=not args.no_lm)
     stages = {k: v for k, v in result["stages"].items() if k != "candidate_recall"}
@@ -242,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", choices=["smollm2", "qwen"], help="base model when no adapter exists")
     ev.add_argument("--adapter", help="adapter version (default: the serving one)")
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
+    ev.add_argument("--refresh-minutes", type=float, default=10.0, help="temporal protocol: refresh training budget")
     ev.add_argument("--json", help="write the result here (and a PNG chart beside it)")
     ev.set_defaults(func=cmd_eval)
     serve = sub.add_parser("serve", help="start the chat UI (127.0.0.1 unless --host)")

@@ -1,0 +1,223 @@
+"""`recsys eval --protocol temporal`: does the product get better as people use it?
+
+Protocol (global temporal split; nothing from after a cut-off reaches what is built before it):
+- T0, T1 are the 80th and 90th percentiles of all timestamps; T2 is the last one.
+- The system at T0 is built from interactions up to T0 only: a data set holding them, item vectors
+  and user profiles in a private Chroma, and no adapter.
+- Test users: sampled (seeded) among users with >= 5 interactions up to T0 and at least one
+  like (rating >= 4) in (T1, T2]. Targets: their likes in (T1, T2]. Every configuration ranks the
+  whole catalogue minus what it knows the user has seen, with the user's profile as the query
+  (no text request), top 10; NDCG@10 and Recall@10 (hits / min(10, targets)).
+- The stream (T0, T1] of the test users is replayed through `Assistant.feedback`, the API the UI
+  uses: rating >= 4 is a like, <= 2 a dislike (3s are not feedback). Each event carries, as its
+  shown list, what the T0 system would have shown that user (19 items + the rated one).
+Configurations:
+- stale: the T0 system, nothing learned after T0;
+- immediate: the feedback applied to histories, exclusions and profiles; no adapter;
+- refreshed: immediate, then `recsys refresh` on the replayed events (from no adapter: a fresh
+  LoRA, gated against the base model); its adapter reranks the top 20 if the gate promoted it;
+- retrained: the retrieval state rebuilt from scratch on every interaction up to T1 (3s and other
+  users' events included), with the refreshed configuration's reranker.
+`forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
+before T0 held out, ranked from their earlier history).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.assistant import Assistant
+from assistant.ingest import index_dataset
+from assistant.lm_serving import ServingReranker
+from assistant.recommender import Recommender
+from assistant.refresh import RefreshConfig, run_refresh
+from assistant.request_parser import Request
+from data.catalogue import Interaction
+from data.feedback import FeedbackStore
+from data.home import RuntimeHome
+from data.store import Dataset, write_dataset
+from finetune.adapters import AdapterRegistry
+from retrieval.candidates import FusionWeights
+from retrieval.embedder import Embedder
+from retrieval.filters import Constraints
+from retrieval.item_index import ItemIndex
+from retrieval.profiles import ProfileStore, ProfileWeights
+from retrieval.vector_store import ChromaLocation, open_client
+
+K = 10
+POOL = 20
+LIKE, DISLIKE = 4.0, 2.0
+
+
+def _metrics(ranked: list[str], targets: set[str]) -> tuple[float, float]:
+    gains = [1.0 / math.log2(rank + 2) for rank, item in enumerate(ranked[:K]) if item in targets]
+    ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(K, len(targets))))
+    hits = sum(1 for item in ranked[:K] if item in targets)
+    return (sum(gains) / ideal if ideal else 0.0), hits / min(K, len(targets))
+
+
+def _summary(values: list[tuple[float, float]]) -> dict:
+    arr = np.array(values, dtype=np.float64)
+    return {"ndcg@10": round(float(arr[:, 0].mean()), 4), "recall@10": round(float(arr[:, 1].mean()), 4),
+            "users": len(values)}
+
+
+class _World:
+    """One state of the system: a data set cut at a time, its vectors and profiles in a private Chroma."""
+
+    def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path):
+        self.home = RuntimeHome(root).ensure()
+        self.home.models.rmdir()
+        self.home.models.symlink_to(home_models.resolve(), target_is_directory=True)
+        write_dataset(self.home.dataset_db(name), items, interactions, meta={"source": "temporal protocol"})
+        self.dataset = Dataset(self.home.dataset_db(name))
+        self.client = open_client(ChromaLocation(path=self.home.chroma))
+        index_dataset(self.dataset, self.client, embedder, ProfileWeights(), progress=False)
+        self.recommender = Recommender(self.dataset, ItemIndex(self.client, name),
+                                       ProfileStore(self.client, name, ProfileWeights()), embedder, FusionWeights())
+        self.assistant = Assistant(self.recommender, FeedbackStore(self.home.feedback_db()), diversity=0.0,
+                                   dislike_penalty=0.0)
+
+    def rank(self, user: str, history: list[Interaction], exclude: set[str], n: int = K) -> list[str]:
+        request = Request(text="", constraints=Constraints())
+        result = self.recommender.recommend_request(request, history, user, n, exclude=exclude)
+        return [r.item.item_id for r in result.items]
+
+
+def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]) -> list[str]:
+    items = assistant.recommender.items
+    chosen = [(items[i], float(len(ranked) - n)) for n, i in enumerate(ranked)]
+    return [item.item_id for item, _ in assistant._lm_order(Request("", Constraints()), chosen, history)][:K]
+
+
+def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
+                 refresh_minutes: float = 10.0, model: str = "smollm2", log=print) -> dict:
+    started = time.perf_counter()
+    source = Dataset(home.dataset_db(dataset_name))
+    items = source.items()
+    u, i, r, t = source.interaction_arrays()
+    t0, t1 = (int(x) for x in np.quantile(t, [0.8, 0.9]))
+    t2 = int(t.max())
+    rows = [Interaction(str(a), str(b), float(c), int(d)) for a, b, c, d in zip(u, i, r, t)]
+    before = [x for x in rows if x.timestamp <= t0]
+    count_before: dict[str, int] = {}
+    for x in before:
+        count_before[x.user_id] = count_before.get(x.user_id, 0) + 1
+    targets: dict[str, set[str]] = {}
+    for x in rows:
+        if t1 < x.timestamp and x.rating >= LIKE and count_before.get(x.user_id, 0) >= 5:
+            targets.setdefault(x.user_id, set()).add(x.item_id)
+    chosen = sorted(targets)
+    random.Random(seed).shuffle(chosen)
+    chosen = sorted(chosen[:users])
+    stream = [x for x in rows if t0 < x.timestamp <= t1 and x.user_id in set(chosen)
+              and (x.rating >= LIKE or x.rating <= DISLIKE)]
+    stream.sort(key=lambda x: (x.timestamp, x.user_id))
+    log(f"temporal split of {dataset_name}: T0={time.strftime('%Y-%m-%d', time.gmtime(t0))}, "
+        f"T1={time.strftime('%Y-%m-%d', time.gmtime(t1))}, T2={time.strftime('%Y-%m-%d', time.gmtime(t2))}; "
+        f"{len(chosen)} test users, {len(stream)} feedback events in (T0, T1]")
+
+    work = home.root / "eval" / f"temporal-work-{seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    embedder = Embedder(cache_path=home.embedding_cache())
+    name = f"{dataset_name}-t0"
+    world = _World(work / "t0", name, items, before, embedder, home.models)
+    history_t0 = {user: world.dataset.user_history(user) for user in chosen}
+
+    stale, shown_lists = [], {}
+    for user in chosen:
+        ranked = world.rank(user, history_t0[user], set(), POOL)
+        shown_lists[user] = ranked
+        stale.append(_metrics(ranked, targets[user]))
+    log(f"stale: {_summary(stale)}")
+
+    replay_started = time.perf_counter()
+    sessions = {user: world.assistant.new_session(user) for user in chosen}
+    for x in stream:
+        session = sessions[x.user_id]
+        shown = [s for s in shown_lists[x.user_id] if s != x.item_id][: POOL - 1] + [x.item_id]
+        session.state.last_items = tuple(shown)
+        world.assistant.feedback(session, x.item_id, liked=x.rating >= LIKE)
+    replay_s = time.perf_counter() - replay_started
+    log(f"replayed {len(stream)} events through Assistant.feedback in {replay_s:.1f} s")
+
+    def immediate_rank(user: str, n: int) -> list[str]:
+        session = sessions[user]
+        _, disliked = world.assistant.feedback_state(user)
+        return world.rank(user, world.assistant.history(session), disliked, n)
+
+    immediate, immediate_pools = [], {}
+    for user in chosen:
+        pool = immediate_rank(user, POOL)
+        immediate_pools[user] = pool
+        immediate.append(_metrics(pool, targets[user]))
+    log(f"immediate: {_summary(immediate)}")
+
+    refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
+                                                          replay_eval_users=100, min_held_out=20,
+                                                          max_gate_lists=150, threads=1, seed=seed), log=log)
+    registry = AdapterRegistry(world.home.adapters)
+    lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
+    world.assistant.lm = lm
+
+    def with_lm(pool: list[str], history: list[Interaction]) -> list[str]:
+        return _lm_rank(world.assistant, pool, history) if lm is not None else pool[:K]
+
+    refreshed = [_metrics(with_lm(immediate_pools[user], world.assistant.history(sessions[user])), targets[user])
+                 for user in chosen]
+    log(f"refreshed: {_summary(refreshed)} (adapter {refresh.get('version')}: {refresh.get('decision')})")
+
+    up_to_t1 = [x for x in rows if x.timestamp <= t1]
+    rebuilt = _World(work / "t1", name, items, up_to_t1, embedder, home.models)
+    retrained = []
+    for user in chosen:
+        history = rebuilt.dataset.user_history(user)
+        pool = rebuilt.rank(user, history, set(), POOL)
+        retrained.append(_metrics(with_lm(pool, history), targets[user]))
+    log(f"retrained: {_summary(retrained)}")
+
+    forgetting_users = [user for user in chosen if sum(1 for x in history_t0[user] if x.rating >= LIKE) >= 6]
+    stale_pre, refreshed_pre = [], []
+    for user in forgetting_users:
+        history = history_t0[user]
+        last_like = max((n for n, x in enumerate(history) if x.rating >= LIKE))
+        earlier, target = history[:last_like], {history[last_like].item_id}
+        exclude = {x.item_id for x in history[last_like + 1:]}
+        pool = world.rank(user, earlier, exclude, POOL)
+        stale_pre.append(_metrics(pool, target))
+        refreshed_pre.append(_metrics(with_lm(pool, earlier), target))
+    stale_pre_ndcg = float(np.mean([m[0] for m in stale_pre])) if stale_pre else 0.0
+    refreshed_pre_ndcg = float(np.mean([m[0] for m in refreshed_pre])) if refreshed_pre else 0.0
+    forgetting = max(0.0, (stale_pre_ndcg - refreshed_pre_ndcg) / stale_pre_ndcg) if stale_pre_ndcg else 0.0
+
+    result = {
+        "protocol": {
+            "name": "temporal", "dataset": dataset_name, "seed": seed, "users": len(chosen),
+            "T0": t0, "T1": t1, "T2": t2, "split": "global timestamp quantiles 0.8 / 0.9 / max",
+            "targets": "likes (rating >= 4) in (T1, T2]", "candidates": "all items minus known history",
+            "ranking": "profile vector as the query (no text request), top 10; LM reranks the top 20",
+            "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike",
+            "feedback_events": len(stream), "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
+            "sequential_retriever": "not used (the T0 system has no SASRec)"},
+        "stale": _summary(stale), "immediate": _summary(immediate), "refreshed": _summary(refreshed),
+        "retrained": _summary(retrained),
+        "forgetting": round(forgetting, 4),
+        "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4)},
+        "refresh_seconds": refresh.get("refresh_seconds"),
+        "refresh": {k: v for k, v in refresh.items() if k != "gate"}, "gate": refresh.get("gate"),
+        "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    for key in ("immediate", "refreshed", "retrained"):
+        result[key]["vs_stale"] = round(result[key]["ndcg@10"] / result["stale"]["ndcg@10"], 4) \
+            if result["stale"]["ndcg@10"] else None
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2, default=str))
+    shutil.rmtree(work, ignore_errors=True)
+    return result
