@@ -79,10 +79,12 @@ _QUOTED = re.compile(r"[\"“«*]([^\"“”«»*\n]{2,80})[\"”»*]|(?<![\w])'
 _TITLED_YEAR = re.compile(r"(?<![\w'’])([A-Z0-9][\w'’:&.!?-]*"
                           r"(?:\s+(?:[A-Z0-9][\w'’:&.!?-]*|of|the|a|an|and|in|on|to|for|at|with|from|&))*)"
                           r"\s*[(,]\s*((?:18|19|20)\d\d)\)?")
+_MONTH = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|"
+                    r"December)\b", re.IGNORECASE)
 _CAP_WORD = r"[A-Z][\w'’.&-]*"
 _CONNECTOR = r"(?:of|the|a|an|and|in|on|to|for|at|with|from|de|la|le|du|&)"
 _CAP_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CONNECTOR}\s+)*{_CAP_WORD})+")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"'”’)]*\s+")
+_SENTENCE_SPLIT = re.compile(r"(?<!\.\.\.)(?<=[.!?])[\"'”’)]*\s+(?=[A-Z\"'“‘])")  # not after "..." (titles)
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*$")
 # Capitalised words that start many sentences or are otherwise not names.
 _COMMON = {"the", "a", "an", "this", "that", "these", "it", "its", "it's", "if", "you", "your", "you'll",
@@ -90,7 +92,9 @@ _COMMON = {"the", "a", "an", "this", "that", "these", "it", "its", "it's", "if",
            "i'm", "we", "they", "he", "she", "his", "her", "their", "fans", "for", "in", "on", "plot", "genres",
            "here", "there", "what", "when", "while", "so", "then", "just", "given", "based", "from", "after",
            "mr", "mrs", "dr", "movie", "film", "rated", "liked", "enjoy", "enjoyed", "both", "another", "one",
-           "american", "british", "french", "english", "hollywood", "oscar", "academy", "award", "awards"}
+           "american", "british", "french", "english", "hollywood", "oscar", "academy", "award", "awards",
+           "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 _GENRE_NAMES = {match_key(g) for g in _GENRE_CLAIMS} | {"sci fi", "film noir", "children", "childrens"}
 _GENRE_WORDSET = ({w for k in _GENRE_NAMES for w in k.split()} | {"film", "movie", "films", "movies"}
                   | {w for words in _GENRE_CLAIMS.values() for x in words for w in match_key(x).split()})
@@ -303,9 +307,12 @@ class TitleIndex:
     def __init__(self, items: Iterable[Item], resolve: Callable[[str], object] | None = None):
         self.by_key: dict[str, set[str]] = {}
         self.years: dict[str, int | None] = {}
+        self.genres: dict[str, tuple[str, ...]] = {}
         self.resolve = resolve
+        self._resolved: dict[str, frozenset[str]] = {}
         for item in items:
             self.years[item.item_id] = item.year
+            self.genres[item.item_id] = item.genres
             for key in title_keys(item.title):
                 self.by_key.setdefault(key, set()).add(item.item_id)
         self.max_words = max((len(k.split()) for k in self.by_key), default=1)
@@ -317,11 +324,14 @@ class TitleIndex:
         found = self.by_key.get(key) or self.by_key.get(key[4:] if key.startswith("the ") else "the " + key)
         if found:
             return set(found)
-        if self.resolve is not None:  # the request parser's fuzzy resolver (close matches, main titles)
+        if self.resolve is None:
+            return set()
+        if key not in self._resolved:  # the request parser's fuzzy resolver (close matches, main titles)
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
             entry = self.resolve(text)
-            if entry is not None:
-                return {entry.item_id}
-        return set()
+            self._resolved[key] = frozenset({entry.item_id}) if entry is not None else frozenset()
+        return set(self._resolved[key])
 
 
 def title_keys(title: str) -> set[str]:
@@ -376,14 +386,16 @@ class ExplanationVerifier:
             marked = [m.group(1) or m.group(2) for m in _QUOTED.finditer(sentence)]
             marked = [q for q in marked if q.strip()[:1].isupper() or q.strip()[:1].isdigit()]
             marked = [q for q in marked if len(q.split()) <= 10]  # longer: a quotation, not a title
-            marked += [m.group(1) for m in _TITLED_YEAR.finditer(sentence)]
+            marked += [m.group(1) for m in _TITLED_YEAR.finditer(sentence) if not _MONTH.match(m.group(1))]
             for span in marked:  # marked as titles: must name something in the evidence set
                 sub, ids = self._best_title(span)
                 if ids & allowed:
                     here |= ids & allowed
                 elif ids or not _is_grounded(sub, grounded):
                     problems.append(f"invented title: {sub!r}")
-            for span, ids in self._catalogue_spans(sentence):
+            covered = []  # character ranges of catalogue titles: their words are not checked again alone
+            for (start, end), span, ids in self._catalogue_spans(sentence):
+                covered.append((start, end))
                 if ids & allowed:
                     here |= ids & allowed
                 elif not _is_grounded(span, grounded):
@@ -391,18 +403,22 @@ class ExplanationVerifier:
             for match in _CAP_SPAN.finditer(sentence):
                 for part in re.split(r"\s+(?:and|&|or)\s+|,\s*", match.group(0)):
                     self._check_name(_trim_span(part), grounded, allowed, problems)
-            self._check_single_names(sentence, grounded, allowed, problems)
+            self._check_single_names(sentence, grounded, allowed, problems, covered)
         return named
 
-    def _check_single_names(self, sentence: str, grounded: str, allowed: set[str], problems: list[str]) -> None:
+    def _check_single_names(self, sentence: str, grounded: str, allowed: set[str], problems: list[str],
+                            covered: list[tuple[int, int]]) -> None:
         """A lone capitalised word mid-sentence ("a boy named Jack") that the evidence does not hold."""
         words = list(re.finditer(r"[\w'’-]+", sentence))
         for n, m in enumerate(words):
             word = re.sub(r"['’]s$", "", m.group(0))
             if n == 0 or not word[:1].isupper() or word.lower() in _COMMON or word.isupper() and len(word) <= 3:
                 continue
-            neighbours = [w.group(0) for w in words[max(0, n - 1): n + 2] if w is not m]
-            if any(w[:1].isupper() and w.lower() not in _COMMON for w in neighbours):
+            if any(a <= m.start() < b for a, b in covered):
+                continue  # inside a title or a multi-word name: checked as a whole
+            if "-" in word and match_key(word.split("-")[0]) in _GENRE_WORDSET:
+                continue  # "Horror-themed"
+            if _in_name(words, n):
                 continue  # part of a multi-word span: checked as a whole above
             if _is_grounded(word, grounded) or self._title_ids(word) & allowed:
                 continue
@@ -413,7 +429,7 @@ class ExplanationVerifier:
     def _check_name(self, span: str, grounded: str, allowed: set[str], problems: list[str]) -> None:
         if len(span.split()) < 2 or _is_grounded(span, grounded):
             return
-        whole = self._title_ids(span)
+        whole = set(self.titles.by_key.get(match_key(span), ()))  # exact: "Michael B" is a name, not "Michael"
         if whole & allowed:
             return
         if whole:
@@ -425,8 +441,14 @@ class ExplanationVerifier:
         problems.append(f"unsupported name: {span!r}")
 
     def _best_title(self, span: str) -> tuple[str, set[str]]:
-        """The longest trailing part of a span that is a catalogue title ("Like Heat" -> "Heat")."""
+        """The longest trailing part of a span that is a catalogue title ("Close to Heat" -> "Heat"):
+        exact title keys first, then the fuzzy resolver."""
         words = span.strip(" .,;:!?\"'“”‘’*").split()
+        for i in range(len(words)):
+            part = " ".join(words[i:])
+            ids = self.titles.by_key.get(match_key(re.sub(r"['’]s$", "", part)))
+            if ids and match_key(part) not in _GENRE_NAMES and part.lower() not in _COMMON:
+                return part, set(ids)
         for i in range(len(words)):
             part = " ".join(words[i:])
             ids = self._title_ids(part)
@@ -441,7 +463,7 @@ class ExplanationVerifier:
             return set()
         return self.titles.lookup(span)
 
-    def _catalogue_spans(self, sentence: str) -> list[tuple[str, set[str]]]:
+    def _catalogue_spans(self, sentence: str) -> list[tuple[tuple[int, int], str, set[str]]]:
         """Word n-grams equal to a catalogue title: capitalised, and single words only mid-sentence."""
         tokens = list(re.finditer(r"[\w'’&-]+(?::)?", sentence))
         out = []
@@ -454,18 +476,19 @@ class ExplanationVerifier:
                 if not (words[0][:1].isupper() or words[0][:1].isdigit()):
                     break
                 if j - i == 1 and (i == 0 or words[0].lower().strip("'’") in _COMMON
-                                   or match_key(words[0]) in _GENRE_NAMES):
-                    continue
+                                   or match_key(words[0]) in _GENRE_NAMES or _in_name(tokens, i)):
+                    continue  # a lone capitalised word inside a longer name ("Emma Stone") is not a title
                 if j - i > 1 and not (words[-1][:1].isupper() or words[-1][:1].isdigit()):
                     continue
                 key = match_key(" ".join(words))
                 ids = self.titles.by_key.get(key)
                 if ids and len(key) >= 3:
-                    hit = (sentence[tokens[i].start(): tokens[j - 1].end()], set(ids), j)
+                    start, end = tokens[i].start(), tokens[j - 1].end()
+                    hit = ((start, end), sentence[start:end], set(ids), j)
                     break
             if hit:
-                out.append(hit[:2])
-                i = hit[2]
+                out.append(hit[:3])
+                i = hit[3]
             else:
                 i += 1
         return out
@@ -476,14 +499,17 @@ class ExplanationVerifier:
         context_years = {int(y) for y in _YEAR.findall(ev.snippet + " " + ev.request_text)}
         lo, hi = ev.constraints.year_min, ev.constraints.year_max
         for n, sentence in enumerate(_sentences(text)):
+            rest = sentence  # years not said of a recognised title ("March 23, 1998" included)
             for m in _TITLED_YEAR.finditer(sentence):  # "Title (1995)": the year of THAT title
-                ids = self._title_ids(m.group(1))
-                years = {self.titles.years.get(i) for i in ids}
-                if ids and int(m.group(2)) not in years:
+                _, ids = self._best_title(m.group(1)) if not _MONTH.match(m.group(1)) else ("", set())
+                if not ids:
+                    continue
+                rest = rest.replace(m.group(0), " ", 1)
+                if int(m.group(2)) not in {self.titles.years.get(i) for i in ids}:
                     problems.append(f"wrong year: {m.group(0).strip()!r}")
             sentence_years = {item_years.get(i) or self.titles.years.get(i) for i in named.get(n, set())}
             ok_years = {ev.item.year} | sentence_years | context_years | {y for y in (lo, hi) if y}
-            for y in _YEAR.findall(_TITLED_YEAR.sub(" ", sentence)):
+            for y in _YEAR.findall(rest):
                 if int(y) not in ok_years:
                     problems.append(f"wrong year: {y}")
             for m in _DECADE.finditer(sentence):
@@ -499,10 +525,14 @@ class ExplanationVerifier:
     def _genres(self, text: str, ev: Evidence, named: dict[int, set[str]], problems: list[str]) -> None:
         own = set(ev.item.genres)
         from_plot = {g for g, p in _GENRE_PATTERNS if p.search(ev.snippet)}
-        others = {i.item_id: set(i.genres) for i in ev.items()[1:]}
         for n, sentence in enumerate(_sentences(text)):
-            also = set().union(*[others.get(i, set()) for i in named.get(n, set())]) if named.get(n) else set()
-            claims = _genre_claims(sentence)
+            # genres of the other titles named in this sentence ("like Heat, a crime thriller")
+            also = {g for i in named.get(n, set()) if i != ev.item.item_id for g in self.titles.genres.get(i, ())}
+            masked = sentence  # title words are not genre claims ("the tone of True Romance")
+            for (start, end), _, _ in self._catalogue_spans(sentence):
+                masked = masked[:start] + " " * (end - start) + masked[end:]
+            masked = re.sub(re.escape(ev.item.title), lambda m: " " * len(m.group(0)), masked, flags=re.IGNORECASE)
+            claims = _genre_claims(masked)
             if _claims_item_is(sentence, ev.item.title):
                 # "X is a comedy" / "It is a comedy": only the item's own genres or the plot's words
                 bad = {g for g, negated in claims if not negated} - own - from_plot
@@ -531,6 +561,16 @@ def _claims_item_is(sentence: str, title: str) -> bool:
     subject = rf"(?:it|this(?: film| movie| one)?|{re.escape(title)}|“{re.escape(title)}”|\"{re.escape(title)}\")"
     return bool(re.search(rf"\b{subject}\s+(?:is|was|'s)\s+(?:also\s+)?(?:an?|another)\b", sentence, re.IGNORECASE)
                 or re.search(rf"^\s*{subject}\s*,\s*an?\b", sentence, re.IGNORECASE))
+
+
+def _in_name(tokens: list[re.Match], i: int) -> bool:
+    """Whether token i touches (only whitespace between) another capitalised, non-common word."""
+    near = []
+    if i > 0 and not tokens[i - 1].string[tokens[i - 1].end(): tokens[i].start()].strip():
+        near.append(tokens[i - 1].group(0))
+    if i + 1 < len(tokens) and not tokens[i].string[tokens[i].end(): tokens[i + 1].start()].strip():
+        near.append(tokens[i + 1].group(0))
+    return any(w[:1].isupper() and w.lower().strip("'’:") not in _COMMON for w in near)
 
 
 def _decade_start(m: re.Match) -> int | None:

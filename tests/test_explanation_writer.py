@@ -106,7 +106,7 @@ def test_degenerate_outputs_are_rejected(verifier, ronin):
     assert not check(verifier, ronin, "").ok
     assert not check(verifier, ronin, "Ronin.").ok
     assert "repetitive" in check(verifier, ronin, "You might enjoy Ronin Ronin Ronin Ronin a lot.").problems
-    looping = "You might enjoy it because it is a thriller and it is a thriller and it is a thriller and it is a thriller."
+    looping = "You might enjoy it because " + "it is a thriller and " * 4 + "more."
     assert "repetitive" in check(verifier, ronin, looping).problems
     assert any(p.startswith("too long") for p in verifier.check("You might enjoy Ronin. " + "x " * 200 + ".",
                                                                 ronin).problems)
@@ -170,3 +170,18 @@ def test_writer_setting_and_wiring(tmp_path, recommender_100k, ml100k):
     assert build_explanation_writer(settings, recommender_100k) is None
     with pytest.raises(FileNotFoundError, match="recsys setup"):
         build_explanation_writer(replace(settings, home=tmp_path, explanation_writer="qwen"), recommender_100k)
+
+
+def test_titles_next_to_other_names_are_still_checked(verifier, ronin):
+    assert any("Titanic" in p for p in check(verifier, ronin, "Like Titanic, Ronin is a thriller for you.").problems)
+    verdict = check(verifier, ronin, "You might enjoy Ronin, starring Emma Stone as a spy.")
+    assert verdict.unsupported_name and not verdict.ok
+
+
+def test_dates_and_title_words_are_not_mistaken(verifier, ronin):
+    verdict = check(verifier, ronin, "You might enjoy Ronin, released on March 23, 1991.")
+    assert "wrong year: 1991" in verdict.problems and not verdict.invented_title
+    assert check(verifier, ronin, "You might enjoy Ronin, released on September 25, 1998.").ok
+    # a genre word inside a named title is not a genre claim
+    assert check(verifier, ronin, "You might enjoy Ronin, a darker thriller than Toy Story.",
+                 history=["Toy Story (1995)"]).ok
