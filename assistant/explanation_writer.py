@@ -354,7 +354,10 @@ class ExplanationVerifier:
     def __init__(self, titles: TitleIndex):
         self.titles = titles
 
-    def check(self, text: str, ev: Evidence, history_ids: Iterable[str] = (), instructions: str = "") -> Verdict:
+    def check(self, text: str, ev: Evidence, history_ids: Iterable[str] = (), instructions: str = "",
+              lead: str = "") -> Verdict:
+        """`lead`: the answer's start written by the writer (ending with the item's title); the model must
+        not continue that title into another one ("You might enjoy Smoke" + " Signals")."""
         problems: list[str] = []
         stripped = text.strip()
         words = stripped.split()
@@ -371,14 +374,17 @@ class ExplanationVerifier:
         if _INSTRUCTION_ECHO.search(stripped) or _echoes(stripped, instructions):
             problems.append("echoes the prompt or an instruction")
         allowed = {i.item_id for i in ev.items()} | set(history_ids)
-        named = self._titles(stripped, ev, allowed, problems)
+        subject_at = len(lead) - len(ev.item.title) if lead and stripped.startswith(lead) else None
+        named = self._titles(stripped, ev, allowed, problems, subject_at)
         self._years(stripped, ev, named, problems)
         self._genres(stripped, ev, named, problems)
         return Verdict(tuple(dict.fromkeys(problems)))
 
     # -- titles
-    def _titles(self, text: str, ev: Evidence, allowed: set[str], problems: list[str]) -> dict[int, set[str]]:
-        """Flags titles outside the evidence set; returns {sentence index: allowed item ids named there}."""
+    def _titles(self, text: str, ev: Evidence, allowed: set[str], problems: list[str],
+                subject_at: int | None = None) -> dict[int, set[str]]:
+        """Flags titles outside the evidence set; returns {sentence index: allowed item ids named there}.
+        `subject_at`: where the item's own title starts in the text (after a lead-in), if known."""
         grounded = match_key(ev.data_text())
         named: dict[int, set[str]] = {}
         for n, sentence in enumerate(_sentences(text)):
@@ -396,6 +402,9 @@ class ExplanationVerifier:
             covered = []  # character ranges of catalogue titles: their words are not checked again alone
             for (start, end), span, ids in self._catalogue_spans(sentence):
                 covered.append((start, end))
+                if n == 0 and start == subject_at and ev.item.item_id not in ids:
+                    problems.append(f"invented title: the item renamed {span!r}")  # "Smoke" -> "Smoke Signals"
+                    continue
                 if ids & allowed:
                     here |= ids & allowed
                 elif not _is_grounded(span, grounded):
@@ -673,7 +682,7 @@ class LMExplanationWriter:
         seconds = time.perf_counter() - started
         raw = prefix + out.text if not prefix or out.text[:1] in ",.;:!?" else f"{prefix} {out.text}"
         candidate = tidy(raw)
-        verdict = self.verifier.check(candidate, ev, history_ids, instruction_text(messages))
+        verdict = self.verifier.check(candidate, ev, history_ids, instruction_text(messages), prefix)
         text = candidate if verdict.ok else (fallback or ev.template)
         return Written(index, text, raw, candidate, verdict, seconds, out.new_tokens, ev)
 

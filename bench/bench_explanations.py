@@ -20,6 +20,7 @@ Reported per writer:
                     checks: must be 100%
   evidence_raw      share of raw outputs mentioning the liked evidence title or a shared/requested genre
   evidence_shown    the same over shown texts (templates count: they always carry the evidence)
+  liked_title_*     share naming the liked evidence title, among items that have one
   lm_shown          share of shown texts written by the LM (accepted)
   latency p50/p95   generation seconds per item
 
@@ -51,6 +52,16 @@ REQUESTS = [
 ]
 
 
+def _mentions_liked(text: str, ev) -> bool | None:
+    """Whether the text names the liked evidence title; None when there is no liked evidence."""
+    from data.summaries import match_key
+
+    if not ev.liked:
+        return None
+    key = f" {match_key(text)} "
+    return any(f" {match_key(liked.item.title)} " in key for liked in ev.liked)
+
+
 def _mentions_evidence(text: str, ev) -> bool:
     from assistant.explanation_writer import _GENRE_PATTERNS
     from data.summaries import match_key
@@ -77,11 +88,11 @@ def _pct(x: float) -> float:
 def _row(verifier, ev, template: str, history, user: str, request: str, raw: str, seconds: float,
          new_tokens: int) -> dict:
     """One explanation: the raw output verified (before fallback) and what would be shown (after)."""
-    from assistant.explanation_writer import build_messages, instruction_text, tidy
+    from assistant.explanation_writer import build_messages, instruction_text, lead_in, tidy
 
     history_ids = {x.item_id for x in history}
     candidate = tidy(raw)
-    verdict = verifier.check(candidate, ev, history_ids, instruction_text(build_messages(ev)))
+    verdict = verifier.check(candidate, ev, history_ids, instruction_text(build_messages(ev)), lead_in(ev))
     shown = candidate if verdict.ok else template
     after = verifier.check(shown, ev, history_ids)
     return {"user": user, "request": request, "item": ev.item.item_id,
@@ -91,6 +102,7 @@ def _row(verifier, ev, template: str, history, user: str, request: str, raw: str
             "contradiction": verdict.contradicts_metadata, "accepted": verdict.ok, "shown": shown,
             "faithful_after": after.faithful, "invented_title_after": after.invented_title,
             "evidence_raw": _mentions_evidence(candidate or raw, ev), "evidence_shown": _mentions_evidence(shown, ev),
+            "liked_title_raw": _mentions_liked(candidate or raw, ev), "liked_title_shown": _mentions_liked(shown, ev),
             "seconds": round(seconds, 3), "new_tokens": new_tokens}
 
 
@@ -98,6 +110,7 @@ def _summary(rows: list[dict]) -> dict:
     mean = lambda key, rs=rows: _pct(np.mean([r[key] for r in rs])) if rs else None  # noqa: E731
     secs = np.array([r["seconds"] for r in rows])
     accepted = [r for r in rows if r["accepted"]]
+    with_liked = [r for r in rows if r["liked_title_raw"] is not None]
     problems = Counter(p.split(":")[0].split(" (")[0] for r in rows for p in r["problems"])
     return {"n": len(rows),
             "faithful_before_pct": mean("faithful"),
@@ -110,6 +123,8 @@ def _summary(rows: list[dict]) -> dict:
             "evidence_raw_pct": mean("evidence_raw"),
             "evidence_accepted_pct": mean("evidence_raw", accepted),
             "evidence_shown_pct": mean("evidence_shown"),
+            "liked_title_raw_pct": mean("liked_title_raw", with_liked),
+            "liked_title_shown_pct": mean("liked_title_shown", with_liked),
             "lm_shown_pct": mean("accepted"),
             "latency_p50_s": round(float(np.percentile(secs, 50)), 3),
             "latency_p95_s": round(float(np.percentile(secs, 95)), 3),
@@ -173,16 +188,20 @@ def main(argv=None) -> int:
     print(json.dumps({"protocol": protocol}, indent=1), flush=True)
 
     # the template baseline: what the cards show without a writer
-    template_rows = []
+    template_rows, template_liked = [], []
     for user, text, result, history in cases:
         for ev in gather_evidence(recommender, [r.item for r in result.items], result.request, history):
             template_rows.append(_mentions_evidence(ev.template, ev))
+            template_liked.append(_mentions_liked(ev.template, ev))
 
     registry = AdapterRegistry(home.adapters)
     out_dir = Path(args.out) if args.out else home.logs
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"protocol": protocol, "template": {"evidence_shown_pct": _pct(np.mean(template_rows)),
-                                                 "faithful_pct": 100.0, "latency_s": 0.0}}
+    liked_known = [x for x in template_liked if x is not None]
+    report = {"protocol": protocol, "template": {
+        "evidence_shown_pct": _pct(np.mean(template_rows)), "faithful_pct": 100.0, "latency_s": 0.0,
+        "liked_title_shown_pct": _pct(np.mean(liked_known)) if liked_known else None,
+        "items_with_liked_evidence": len(liked_known)}}
     print(json.dumps({"protocol": protocol, "result": {"writer": "template (none)", **report["template"]}}),
           flush=True)
     verifier = ExplanationVerifier(TitleIndex(recommender.items.values(), recommender.parser.resolve_title))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.explanation_writer import (Evidence, ExplanationVerifier, LikedEvidence, TitleIndex, build_messages,
-                                          instruction_text, tidy)
+                                          instruction_text, lead_in, tidy)
 from assistant.request_parser import RequestParser, TitleEntry
 from data.catalogue import Item
 from retrieval.filters import Constraints
@@ -185,3 +185,19 @@ def test_dates_and_title_words_are_not_mistaken(verifier, ronin):
     # a genre word inside a named title is not a genre claim
     assert check(verifier, ronin, "You might enjoy Ronin, a darker thriller than Toy Story.",
                  history=["Toy Story (1995)"]).ok
+
+
+def test_the_item_is_not_renamed_into_another_title(verifier):
+    heat = Evidence(ITEMS["Heat (1995)"], Constraints(), "something exciting")
+    # "Heat" continued into a longer catalogue title the user has seen: a different film, not this one
+    index = TitleIndex(CATALOGUE + [Item("Heat Wave (1990)", "Heat Wave", 1990, ("Drama",))])
+    lead = lead_in(heat)
+    assert lead == "You might enjoy Heat"
+    renamed = ExplanationVerifier(index).check("You might enjoy Heat Wave because it is a tense drama.", heat,
+                                               {"Heat Wave (1990)"}, lead=lead)
+    assert renamed.invented_title, renamed.problems
+    assert ExplanationVerifier(index).check("You might enjoy Heat because it is a tense crime thriller.", heat,
+                                            lead=lead).ok
+    # elsewhere a longer title is just a title: fine when it is evidence (a sequel the user liked)
+    assert ExplanationVerifier(index).check("You rated Heat Wave 5/5, so you might enjoy Heat, a thriller.", heat,
+                                            {"Heat Wave (1990)"}).ok
