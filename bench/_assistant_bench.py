@@ -16,7 +16,7 @@ from pathlib import Path
 
 from assistant.assistant import Assistant
 from assistant.recommender import Recommender
-from assistant.retriever_training import SEQUENTIAL_KIND, sequential_model_dir
+from assistant.retriever_training import SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir
 from data.feedback import FeedbackStore
 from data.home import RuntimeHome
 from data.store import Dataset
@@ -42,8 +42,10 @@ class BenchRuntime:
 
 def open_bench_assistant(dataset: str = "ml-1m", diversity: float | None = None, dislike_penalty: float = 0.5,
                          tmp: Path | None = None, embedder: Embedder | None = None,
-                         copy_cache: bool = True) -> BenchRuntime:
-    """A ready Assistant over a private copy of the home's Chroma directory (and embedding cache)."""
+                         copy_cache: bool = True, sequential_dir: Path | None = None) -> BenchRuntime:
+    """A ready Assistant over a private copy of the home's Chroma directory (and embedding cache).
+    `sequential_dir`: a SASRec checkpoint to serve with (its item vectors are published into the COPY);
+    default: the home's, when trained."""
     settings = load_settings()
     home = RuntimeHome(settings.home)
     if not home.chroma.exists() or not home.dataset_db(dataset).exists():
@@ -64,12 +66,14 @@ def open_bench_assistant(dataset: str = "ml-1m", diversity: float | None = None,
     if index.count() == 0:
         raise SystemExit(f"{dataset} is not ingested: run `recsys ingest --dataset {dataset}` first")
     sequential, sequential_index = None, None
-    model_dir = sequential_model_dir(home, dataset)
+    model_dir = Path(sequential_dir) if sequential_dir else sequential_model_dir(home, dataset)
     if (model_dir / MODEL_FILE).exists():
         from retrieval.sequential import SASRecRetriever
 
         sequential = SASRecRetriever.load(model_dir)
         sequential_index = ItemIndex(client, dataset, kind=SEQUENTIAL_KIND, space="ip")
+        if sequential_dir or sequential_index.count() == 0:
+            publish_sequential_vectors(Dataset(home.dataset_db(dataset)), sequential, client)
     recommender = Recommender(Dataset(home.dataset_db(dataset)), index, ProfileStore(client, dataset, settings.profile),
                               embedder, settings.fusion, settings.max_k, sequential=sequential,
                               sequential_index=sequential_index)

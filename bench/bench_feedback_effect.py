@@ -74,8 +74,8 @@ def probes(first: str, reply, items) -> list[str]:
             else "drama movies", f"films from the {decade:02d}s", f"more like {reply.items[2].item.title}"]
 
 
-def arm_one_dislike_one_like(users: list[str], embedder) -> dict:
-    runtime = open_bench_assistant(embedder=embedder)
+def arm_one_dislike_one_like(users: list[str], embedder, sequential_dir=None) -> dict:
+    runtime = open_bench_assistant(embedder=embedder, sequential_dir=sequential_dir)
     a = runtime.assistant
     violations = {"disliked_same_session": 0, "disliked_fresh_session": 0, "liked_same_session": 0,
                   "liked_fresh_session": 0}
@@ -124,8 +124,9 @@ def arm_one_dislike_one_like(users: list[str], embedder) -> dict:
             "examples": examples}
 
 
-def arm_genre_dislikes(users: list[str], embedder, penalty: float | None) -> dict:
-    runtime = open_bench_assistant(embedder=embedder, **({} if penalty is None else {"dislike_penalty": penalty}))
+def arm_genre_dislikes(users: list[str], embedder, penalty: float | None, sequential_dir=None) -> dict:
+    runtime = open_bench_assistant(embedder=embedder, sequential_dir=sequential_dir,
+                                   **({} if penalty is None else {"dislike_penalty": penalty}))
     a = runtime.assistant
     rows = []
     try:
@@ -192,18 +193,22 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extra-penalties", type=lambda v: [float(x) for x in v.split(",") if x], default=[2.0],
                     help="further dislike_penalty arms for (b), a sensitivity check (default 2.0; '' for none)")
+    ap.add_argument("--sequential-dir", type=Path, default=None,
+                    help="serve with this SASRec checkpoint (hybrid retrieval), published into each Chroma copy")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "feedback_effect.json")
     args = ap.parse_args()
     started = time.perf_counter()
-    base = open_bench_assistant(copy_cache=False)  # owns the shared embedder (and its query cache)
+    base = open_bench_assistant(copy_cache=False, sequential_dir=args.sequential_dir)  # owns the shared embedder
     try:
         users = random.Random(args.seed).sample(sorted(base.assistant.known_users()), args.users)
         embedder = base.assistant.recommender.embedder
         served_penalty = base.assistant.dislike_penalty
-        one = arm_one_dislike_one_like(users, embedder)
-        genre_served = arm_genre_dislikes(users, embedder, None)
-        genre_no_penalty = arm_genre_dislikes(users, embedder, 0.0)
-        genre_extra = {str(p): arm_genre_dislikes(users, embedder, p) for p in args.extra_penalties}
+        sequential = base.sequential
+        seq = args.sequential_dir
+        one = arm_one_dislike_one_like(users, embedder, seq)
+        genre_served = arm_genre_dislikes(users, embedder, None, seq)
+        genre_no_penalty = arm_genre_dislikes(users, embedder, 0.0, seq)
+        genre_extra = {str(p): arm_genre_dislikes(users, embedder, p, seq) for p in args.extra_penalties}
     finally:
         base.cleanup()
     result = {
@@ -211,6 +216,8 @@ def main() -> int:
                      "api": "Assistant.new_session / reply / feedback (the UI's path)",
                      "isolation": "each arm on its own copy of the home's Chroma dir, temporary FeedbackStore",
                      "served_dislike_penalty": served_penalty, "first_requests": FIRST,
+                     "sequential_retriever": sequential,
+                     "sequential_checkpoint": str(args.sequential_dir) if args.sequential_dir else None,
                      "b_genre": "G = most frequent genre of the first list; dislike its first three items in G",
                      "b_control": "same turns without any feedback"},
         "a_c_one_dislike_one_like": one,
@@ -220,7 +227,7 @@ def main() -> int:
         "machine": machine(),
     }
     print(f"feedback effect: ML-1M, {args.users} known users (seed {args.seed}), k=10, through Assistant.reply/feedback, "
-          f"each arm on its own Chroma copy, temporary feedback store")
+          f"each arm on its own Chroma copy, temporary feedback store, sequential retriever: {sequential}")
     v, t, c = one["violations"], one["probe_turns"], one["control_returns_without_feedback"]
     print(f"(a) dislike X = first item: X returned in {v['disliked_same_session']}/{t['same_session']} same-session and "
           f"{v['disliked_fresh_session']}/{t['fresh_session']} fresh-session probe turns (must be 0); without the "

@@ -11,6 +11,8 @@ dialogue layer and parse (wall - turn_ms), session = history/feedback lookups (t
 embed, retrieve, rerank (MMR + dislike penalty), explain. Three warm-up turns are not counted. The
 query embedding cache starts EMPTY (item vectors come from Chroma), so each distinct query text is
 encoded once, on its first turn (`encoded_queries`); a repeated text hits the cache, as in serving.
+No adapter serves in these runs (no LM reranker inside the turn). --sequential-dir serves with a
+SASRec checkpoint (hybrid text + sequential candidates), its vectors published into the Chroma copy.
 
     .venv/bin/python bench/bench_turn_latency.py [--json bench/results/turn_latency.json]
 """
@@ -58,11 +60,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml-1m")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sequential-dir", type=Path, default=None,
+                    help="serve with this SASRec checkpoint (hybrid text + sequential retrieval for known users)")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "turn_latency.json")
     args = ap.parse_args()
 
     load_before = machine()
-    runtime = open_bench_assistant(args.dataset, copy_cache=False)  # every new query text is really encoded
+    runtime = open_bench_assistant(args.dataset, copy_cache=False,  # every new query text is really encoded
+                                   sequential_dir=args.sequential_dir)
     assistant = runtime.assistant
     rows = []
     try:
@@ -107,6 +112,8 @@ def main() -> int:
                      "path": "Assistant.reply (template explanations, no LM writer), k=10, embedded Chroma "
                              "(private copy), 3 warm-up turns not counted",
                      "diversity": diversity, "sequential_retriever": sequential, "torch_threads": 1,
+                     "sequential_checkpoint": str(args.sequential_dir) if args.sequential_dir else
+                     ("the home's" if sequential else None),
                      "latency": "wall time of reply(): the whole card list is ready when it returns"},
         "all_turns": summary(rows),
         "known_users": summary([r for r in rows if r["user"] == "known"]),
