@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from assistant.dialogue import ConversationState, Turn, interpret
-from assistant.diversity import mmr_order
+from assistant.diversity import cap_per_group, franchise_key, mmr_order
 from assistant.recommender import Recommendation, Recommender, UnknownUser
 from assistant.request_parser import InvalidQuery, Request
 from data.catalogue import Interaction, Item
@@ -76,13 +76,15 @@ class FeedbackAck:
 
 class Assistant:
     def __init__(self, recommender: Recommender, feedback: FeedbackStore, default_k: int = 10,
-                 diversity: float = 0.15, dislike_penalty: float = 0.5, adapter_version: str | None = None):
+                 diversity: float = 0.3, dislike_penalty: float = 0.5, adapter_version: str | None = None,
+                 per_franchise: int | None = 2):
         self.recommender = recommender
         self.store = feedback
         self.dataset = recommender.dataset.name
         self.default_k = default_k
         self.diversity = diversity
         self.dislike_penalty = dislike_penalty
+        self.per_franchise = per_franchise  # at most this many items of one franchise (sequels) per list
         self.adapter_version = adapter_version
         self._known_users: set[str] | None = None
         self.writer = None  # an explanation writer (language model); None: the template explanations stand
@@ -218,7 +220,8 @@ class Assistant:
             if disliked_vectors and self.dislike_penalty:
                 closeness = (matrix @ np.stack(disliked_vectors).T).max(axis=1)
                 relevance = relevance - self.dislike_penalty * np.clip(closeness, 0.0, None)
-            order = mmr_order(relevance, matrix, self.diversity, k)
+            order = mmr_order(relevance, matrix, self.diversity, len(chosen))
+            order = cap_per_group(order, [franchise_key(item.title) for item, _ in chosen], self.per_franchise, k)
             return [chosen[n] for n in order]
 
         return rerank

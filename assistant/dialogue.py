@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from assistant.request_parser import Request, RequestParser, TitleEntry
 from data.summaries import match_key
 from retrieval.filters import Constraints
@@ -259,16 +261,17 @@ def interpret(text: str, state: ConversationState, parser: RequestParser) -> Tur
     relative = None
     if request.constraints.year_min is None and request.constraints.year_max is None:
         years = [y for y in state.last_years if y is not None]
+        middle = int(np.median(years)) if years else None  # the list's own era; its extremes can be outliers
         if _OLDER.search(clean):
             relative = "older"
             if years:
-                constraints = replace(constraints, year_max=min(years) - 1)
-                notes.append(f"older than what you saw: up to {min(years) - 1}")
+                constraints = replace(constraints, year_max=middle - 1)
+                notes.append(f"older than most of what you saw: up to {middle - 1}")
         elif _NEWER.search(clean):
             relative = "newer"
             if years:
-                constraints = replace(constraints, year_min=max(years) + 1)
-                notes.append(f"newer than what you saw: from {max(years) + 1}")
+                constraints = replace(constraints, year_min=middle + 1)
+                notes.append(f"newer than most of what you saw: from {middle + 1}")
     something_else = bool(_SOMETHING_ELSE.search(clean))
     references = tuple(similar) + request.references
     substantive = bool(references or request.constraints.genres_all or request.constraints.genres_any

@@ -79,4 +79,6 @@ def cap_per_group(order: list[int], keys: list[str], cap: int | None, k: int) ->
         out.append(i)
         if len(out) == k:
             break
+    if len(out) < k:  # the pool is mostly one franchise: fill up rather than return a short list
+        out += [i for i in order if i not in out][: k - len(out)]
     return out

@@ -19,11 +19,12 @@ class Settings:
     chroma_port: int = 8000  # RECSYS_CHROMA_PORT
     default_k: int = 10  # RECSYS_DEFAULT_K: recommendations per reply
     max_k: int = 100
-    diversity: float = 0.15  # RECSYS_DIVERSITY: MMR weight of the final list (0 = relevance order only)  # RECSYS_MAX_K: the largest k a caller may ask for
+    diversity: float = 0.3  # RECSYS_DIVERSITY: MMR weight of the final list (0 = relevance order only)  # RECSYS_MAX_K: the largest k a caller may ask for
     fusion: FusionWeights = field(default_factory=FusionWeights)  # RECSYS_FUSION_{QUERY,PROFILE,LIKED_REFERENCE}
     profile: ProfileWeights = field(default_factory=ProfileWeights)  # RECSYS_PROFILE_HALF_LIFE_DAYS, ...
     server_host: str = "127.0.0.1"  # RECSYS_SERVER_HOST
     server_port: int = 7860  # RECSYS_SERVER_PORT
+    turn_concurrency: int = 2  # RECSYS_TURN_CONCURRENCY: chat turns run at once by `recsys serve` (ui/chat_app.py)
     auth_user: str | None = None  # RECSYS_AUTH_USER: required (with the password) to bind beyond loopback
     auth_password: str | None = None  # RECSYS_AUTH_PASSWORD
     log_requests: bool = False  # RECSYS_LOG_REQUESTS: write request text to the logs
