@@ -7,6 +7,7 @@ Queries use S / |S|.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,11 @@ import numpy as np
 from retrieval.vector_store import collection_name
 
 SECONDS_PER_DAY = 86_400.0
+# `record_event` is a read-modify-write of one Chroma record: two threads updating the same user at
+# once (two tabs, a thumb during a chat turn) would lose one update. One lock per process makes the
+# update atomic among this process's threads (each update is a few ms). Two app processes sharing a
+# Chroma server can still interleave; the feedback store, not the profile, is the record of truth.
+_UPDATE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ class ProfileStore:
 
     def record_event(self, user_id: str, vector: np.ndarray, rating: float, timestamp: int) -> Profile:
         """One new event, applied in place: O(dimension), no rebuild."""
-        current = self.get(user_id) or Profile(user_id, np.zeros_like(vector, dtype=np.float32), timestamp, 0)
-        updated = apply_event(current, vector, rating, timestamp, self.weights)
-        self.put([updated])
+        with _UPDATE_LOCK:
+            current = self.get(user_id) or Profile(user_id, np.zeros_like(vector, dtype=np.float32), timestamp, 0)
+            updated = apply_event(current, vector, rating, timestamp, self.weights)
+            self.put([updated])
         return updated

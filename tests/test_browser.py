@@ -207,3 +207,87 @@ def test_catalogue_html_renders_as_text_in_the_browser(browser):
     assert "<script>window.pwned = 2</script>" in text and '<img src=x onerror="window.pwned=1">' in text
     assert "[link](javascript:alert(1))" in text and "**bold**" in text
     page.close()
+
+
+FORGET_USER = "21"  # a data set user no other test in this module uses
+
+
+def _profile_rows(home, user_id: str) -> int:
+    """Rows for this user in the served Chroma's profiles collection, read straight from its SQLite
+    file (read-only: the server process owns the database)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{home.chroma / 'chroma.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+                            "JOIN collections c ON s.collection = c.id "
+                            "WHERE c.name = 'profiles_ml-100k' AND e.embedding_id = ?", (user_id,)).fetchone()[0]
+
+
+def _interactions(home, user_id: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{home.dataset_db('ml-100k')}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*) FROM interactions WHERE user_id = ?", (user_id,)).fetchone()[0]
+
+
+@pytest.mark.browser
+def test_forget_me_button_erases_the_user_after_a_confirmation(served, browser, tmp_path):
+    from data.feedback import FeedbackStore
+
+    url, home = served
+    store = FeedbackStore(home.feedback_db())
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url, wait_until="load")
+    _wait_text(page, "#history", "New user")
+    user = page.locator("#user input")
+    user.click()
+    user.fill(FORGET_USER)
+    user.press("Enter")
+    _wait_text(page, "#history", f"User {FORGET_USER}")
+
+    cards = _ask(page, "a western", [])
+    page.locator("#like-0").click()
+    _wait_text(page, "#card-0", "liked")
+    page.locator("#dislike-1").click()
+    _wait_text(page, "#card-1", "not for me")
+    page.locator("#chat button[aria-label='Like']").last.click()
+    _wait_text(page, "#status", "helpful")
+    interactions = _interactions(home, FORGET_USER)
+    assert len(store.events("ml-100k", FORGET_USER)) == 2 and len(store.message_events("ml-100k", FORGET_USER)) == 1
+    assert interactions > 0 and _profile_rows(home, FORGET_USER) == 1
+
+    assert not page.locator("#forget-yes").is_visible()
+    page.locator("#forget").click()  # first a confirmation; Cancel changes nothing
+    page.locator("#forget-no").wait_for(state="visible")
+    assert "Erase everything" in _text_of(page, "#forget-question")
+    page.locator("#forget-no").click()
+    page.locator("#forget-yes").wait_for(state="hidden")
+    assert len(store.events("ml-100k", FORGET_USER)) == 2 and _profile_rows(home, FORGET_USER) == 1
+
+    page.locator("#forget").click()
+    page.locator("#forget-yes").wait_for(state="visible")
+    page.locator("#forget-yes").click()
+    _wait_text(page, "#status", "Forgotten")
+    status = _text_of(page, "#status")
+    assert f"{interactions} data set ratings" in status and "2 feedback events" in status, status
+    assert "the profile vector" in status and "new user" in status, status
+    _wait_text(page, "#history", "New user")
+    page.locator("#forget-yes").wait_for(state="hidden")
+    assert not [c for c in _cards(page) if c["id"] in {x["id"] for x in cards}]  # the old cards are gone
+    _screenshot(page, tmp_path, "browser-forgotten.png")
+
+    # nothing of theirs is left in any store (the forgotten-users list keeps only the id, so a rebuild
+    # from the raw files keeps them out)
+    assert store.events("ml-100k", FORGET_USER) == [] and store.message_events("ml-100k", FORGET_USER) == []
+    assert _interactions(home, FORGET_USER) == 0 and _profile_rows(home, FORGET_USER) == 0
+    assert FORGET_USER in home.forgotten_users().read_text()
+
+    from gradio_client import Client  # the forgotten user is unknown to the app now
+
+    assert "unknown user" in Client(url, verbose=False).predict("a western", FORGET_USER, 3,
+                                                                api_name="/recommend")["error"]
+    page.close()
+    store.close()
+    assert not errors, errors

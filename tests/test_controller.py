@@ -84,3 +84,38 @@ def test_users_and_sessions(controller):
     a, b = controller.start(None, "36"), controller.start(None, "36")
     assert a.session.session_id != b.session.session_id
     assert "User 36" in controller.history_panel(a)
+
+
+def test_forget_me_erases_the_tab_user_and_continues_as_a_new_user(recommender_100k, tmp_path):
+    """The "Forget me" button's logic: a new user (so the shared ML-100K data set is untouched) rates,
+    is forgotten, and nothing of theirs is left in the feedback store or the profiles."""
+    from data.home import RuntimeHome
+
+    home = RuntimeHome(tmp_path / "home").ensure()
+    store = FeedbackStore(tmp_path / "events.sqlite")
+    assistant = Assistant(recommender_100k, store)
+    controller = ChatController(assistant, max_cards=10, home=home)
+    state = controller.start(None, NEW_USER)
+    list(controller.turn(state, "a western", 4))
+    controller.item_feedback(state, 0, True)
+    controller.item_feedback(state, 1, False)
+    controller.message_feedback(state, 1, True)
+    bystander = controller.start(None, NEW_USER)
+    list(controller.turn(bystander, "a western", 4))
+    controller.item_feedback(bystander, 0, False)
+    user = state.session.user_id
+    assert len(store.events(user_id=user)) == 2 and recommender_100k.profiles.get(user) is not None
+
+    fresh = controller.forget(state)
+    assert fresh.session.is_new_user and fresh.session.user_id != user
+    assert fresh.items == [] and fresh.messages == [] and not fresh.marks
+    assert "2 feedback events" in fresh.notice and "the profile vector" in fresh.notice, fresh.notice
+    assert state.session.shown == [] and state.reply is None  # the old tab state holds nothing either
+    assert store.events(user_id=user) == [] and store.message_events(user_id=user) == []
+    assert recommender_100k.profiles.get(user) is None
+    assert len(store.events(user_id=bystander.session.user_id)) == 1  # only that user
+    assert recommender_100k.profiles.get(bystander.session.user_id) is not None
+
+    without_home = ChatController(assistant, max_cards=10)
+    kept = controller.start(None, NEW_USER)
+    assert "not available" in without_home.forget(kept).notice

@@ -13,17 +13,42 @@ from ui.controller import NEW_USER, ChatController  # noqa: E402
 from ui.session import DISLIKE, LIKE, TabState  # noqa: E402
 
 MAX_CARDS = 10
+
+# Gradio's queue, set deliberately (bench/bench_load.py measures it; README "Load"). Events sharing a
+# concurrency_id share one limit (Gradio takes the smallest limit given in the group).
+# - "turn" (a chat message and the public /recommend): TURN_CONCURRENCY at once. A turn is
+#   CPU-bound (query embedding, Chroma reads, numpy); Chroma reads and the embedder's inference are
+#   safe from several threads, the session has its own lock, and the model parts that are not
+#   re-entrant serialise themselves (the LoRA reranker's forward passes under ServingReranker's
+#   lock, the explanation writer under its own). So turns may overlap; the default is one per core
+#   of the 2-core machines here (RECSYS_TURN_CONCURRENCY). Measured with 20 sessions on ML-100K
+#   (bench/results/load_ml-100k.json): limits 1, 2, 4 and 8 gave the same 4.2-4.7 turns/s on the
+#   saturated 2 cores and only moved the waiting between turns and thumbs.
+# - "explain" (the language-model explanations after a turn): 1. The writer's generation runs one
+#   at a time anyway; a limit of 1 makes waiting explanations queue instead of holding worker
+#   threads, so they never delay a turn's cards.
+# - "feedback" (card thumbs and /feedback): FEEDBACK_CONCURRENCY. A SQLite WAL insert plus one
+#   profile update (atomic per process, retrieval.profiles); short, so a few run at once.
+# - "forget": 1; every other event (page load, user change, message thumbs, admin tab) keeps
+#   Gradio's default of 1 per handler, set explicitly below.
+# - QUEUE_MAX_SIZE: events waiting beyond this are refused at once ("queue is full") instead of
+#   waiting minutes: at the ~13 events/s measured (4.5 turns/s + 8 thumbs/s, 2 cores) that is ~5 s.
+TURN_CONCURRENCY = 2
+EXPLAIN_CONCURRENCY = 1
+FEEDBACK_CONCURRENCY = 4
+QUEUE_MAX_SIZE = 64
 TITLE = "Movie recommendation assistant"
 INTRO = ("Ask for what you feel like watching: *scary movies from the 80s*, *a funny 90s comedy*, *more like "
          "Alien but not horror*. Then refine: *older ones*, *no romance*, *more like the second one*, "
          "*something else*. Rate each pick with 👍 / 👎: it counts at once.")
 
 
-def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_CARDS):
-    """`home` enables the admin tab (adapter versions live under it)."""
+def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_CARDS,
+              turn_concurrency: int = TURN_CONCURRENCY):
+    """`home` enables the admin tab (adapter versions live under it) and the "Forget me" button."""
     import gradio as gr
 
-    controller = ChatController(assistant, max_cards)
+    controller = ChatController(assistant, max_cards, home)
     default_k = min(assistant.default_k, max_cards)
 
     def render(state: TabState):
@@ -59,6 +84,11 @@ def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_C
         for current in controller.turn(state, text, k):
             yield ["", *render(current)]
 
+    def on_forget(state):
+        fresh = controller.forget(state)
+        return [*render(fresh), gr.update(visible=False),
+                gr.update(choices=controller.user_choices(), value=NEW_USER)]
+
     def on_explain(state):
         streamed = False
         for current in controller.explain(state):
@@ -91,6 +121,17 @@ def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_C
                         k_slider = gr.Slider(1, max_cards, value=default_k, step=1, label="Picks per reply",
                                              elem_id="k")
                         restart = gr.Button("New conversation", size="sm", elem_id="restart")
+                        forget = gr.Button("Forget me", size="sm", variant="stop", elem_id="forget",
+                                           visible=home is not None)
+                        with gr.Group(visible=False, elem_classes="forget-confirm") as forget_box:
+                            gr.Markdown("**Erase everything held about you?** Your ratings, thumbs, profile "
+                                        "and this conversation are deleted for good; you continue as a new "
+                                        "user. Adapters already trained on your feedback stay (README, "
+                                        "Privacy).", elem_id="forget-question")
+                            with gr.Row():
+                                forget_yes = gr.Button("Yes, forget me", size="sm", variant="stop",
+                                                       elem_id="forget-yes")
+                                forget_no = gr.Button("Cancel", size="sm", elem_id="forget-no")
                         with gr.Accordion("My history", open=True):
                             history = gr.HTML(elem_id="history")
                     with gr.Column(scale=3):
@@ -132,21 +173,29 @@ def build_app(assistant, home: RuntimeHome | None = None, max_cards: int = MAX_C
         app.load(on_load, None, view, api_visibility="private")
         user.input(on_user, [user, state], view, api_visibility="private")
         restart.click(on_new_conversation, [user, state], view, api_visibility="private")
+        forget.click(lambda: gr.update(visible=True), None, forget_box, api_visibility="private",
+                     show_progress="hidden")
+        forget_no.click(lambda: gr.update(visible=False), None, forget_box, api_visibility="private",
+                        show_progress="hidden")
+        forget_yes.click(on_forget, [state], [*view, forget_box, user], api_visibility="private",
+                         concurrency_id="forget", concurrency_limit=1)
         for trigger in (message.submit, send.click):
             trigger(on_submit, [message, state, k_slider], [message, *view], api_visibility="private",
-                    concurrency_id="turn", show_progress="minimal").then(
+                    concurrency_id="turn", concurrency_limit=turn_concurrency, show_progress="minimal").then(
                 on_explain, [state], cards, api_visibility="private", concurrency_id="explain",
-                show_progress="hidden")
+                concurrency_limit=EXPLAIN_CONCURRENCY, show_progress="hidden")
         chat.like(on_message_like, [state], [state, status], api_visibility="private")
         for slot in range(max_cards):
             for button, liked in ((ups[slot], True), (downs[slot], False)):
                 button.click(lambda s, slot=slot, liked=liked: render(controller.item_feedback(s, slot, liked)),
                              [state], view, api_visibility="private", concurrency_id="feedback",
-                             concurrency_limit=4, show_progress="hidden")
+                             concurrency_limit=FEEDBACK_CONCURRENCY, show_progress="hidden")
         api_recommend_button.click(api_recommend, [api_text, api_user, api_k, state], [api_out, state],
-                                   api_name="recommend", concurrency_id="turn")
+                                   api_name="recommend", concurrency_id="turn", concurrency_limit=turn_concurrency)
         api_feedback_button.click(api_feedback, [api_item, api_liked, api_event, state], [api_out, state],
-                                  api_name="feedback", concurrency_id="feedback", concurrency_limit=4)
+                                  api_name="feedback", concurrency_id="feedback",
+                                  concurrency_limit=FEEDBACK_CONCURRENCY)
+    app.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
     return app
 
 
@@ -157,4 +206,4 @@ def launch(app, host: str, port: int, auth=None, **kw):
                       auth=auth, css=css, footer_links=["api"], **kw)
 
 
-__all__ = ["build_app", "launch", "CSS", "MAX_CARDS"]
+__all__ = ["build_app", "launch", "CSS", "MAX_CARDS", "TURN_CONCURRENCY", "QUEUE_MAX_SIZE"]

@@ -63,6 +63,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_k=_number("max_k", get("max_k", base.max_k), int), fusion=fusion, profile=profile,
         server_host=str(get("server_host", base.server_host)),
         server_port=_number("server_port", get("server_port", base.server_port), int), models=models,
+        turn_concurrency=_number("turn_concurrency", get("turn_concurrency", base.turn_concurrency), int),
         diversity=_number("diversity", get("diversity", base.diversity), float),
         auth_user=get("auth_user") or None, auth_password=get("auth_password") or None,
         log_requests=str(get("log_requests", "false")).lower() in ("1", "true", "yes"),
@@ -80,6 +81,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("explanation_adapter needs an explanation_writer (smollm2 or qwen)")
     if settings.reranker not in ("auto", "off"):
         raise ConfigError(f"reranker must be 'auto' or 'off', got {settings.reranker!r}")
+    if not 1 <= settings.turn_concurrency <= 64:
+        raise ConfigError(f"turn_concurrency must be between 1 and 64, got {settings.turn_concurrency}")
     if not 0.0 <= settings.diversity <= 1.0:
         raise ConfigError(f"diversity must be between 0 and 1, got {settings.diversity}")
     if profile.half_life_days <= 0 or profile.rating_scale <= 0:

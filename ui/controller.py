@@ -27,9 +27,10 @@ def _user_order(user_id: str):
 
 
 class ChatController:
-    def __init__(self, assistant, max_cards: int = 10):
+    def __init__(self, assistant, max_cards: int = 10, home=None):
         self.assistant = assistant
         self.max_cards = max_cards
+        self.home = home  # a RuntimeHome: needed by `forget` (the data set and the forgotten-users list live there)
 
     # ---- users and sessions ---------------------------------------------------------------------
     def user_choices(self, limit: int = USER_CHOICES) -> list[str]:
@@ -152,6 +153,28 @@ class ChatController:
         state.tokens.landed(target, value)
         state.notice = "Thanks: noted that this answer was " + ("helpful." if liked else "not helpful.")
         return state
+
+    # ---- privacy --------------------------------------------------------------------------------
+    def forget(self, state: TabState | None) -> TabState:
+        """Erase everything held about this tab's user (Assistant.forget: history, feedback events,
+        profile vector, session state), then start a new conversation as a new user; the notice says
+        what was removed."""
+        if self.home is None:
+            state = self.ensure(state)
+            state.notice = "Forgetting is not available here (no runtime home)."
+            return state
+        if state is None or state.session is None:
+            fresh = self.start(None, NEW_USER)
+            fresh.notice = "Nothing to forget yet: this is a new conversation."
+            return fresh
+        report = self.assistant.forget(state.session, self.home)
+        state.reply, state.pending = None, False  # an explanation stream still running for this tab stops
+        fresh = self.start(None, NEW_USER)
+        fresh.notice = escape_markdown(
+            f"Forgotten: {report.interactions} data set ratings, {report.feedback_events} feedback events "
+            f"and {'the' if report.profile else 'no'} profile vector of user {report.user_id} were removed, "
+            f"with this conversation. A new conversation started as a new user.")
+        return fresh
 
     # ---- the public API -------------------------------------------------------------------------
     def api_recommend(self, state: TabState | None, text: str, user: str | None, k) -> tuple[dict, TabState]:

@@ -40,7 +40,7 @@ def serve(settings, host: str | None = None, port: int | None = None) -> None:
     port = port or settings.server_port
     auth = auth_for(settings, host)  # before loading anything: a refusal is immediate
     assistant = build_assistant(settings)
-    app = build_app(assistant, RuntimeHome(settings.home))
+    app = build_app(assistant, RuntimeHome(settings.home), turn_concurrency=settings.turn_concurrency)
     start_refresh_scheduler(settings, assistant)  # None when both refresh triggers are off
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"chat UI on http://{shown}:{port} (bound to {host}{', login required' if auth else ''})", flush=True)
