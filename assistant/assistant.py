@@ -89,6 +89,7 @@ class Assistant:
         self._known_users: set[str] | None = None
         self.writer = None  # an explanation writer (language model); None: the template explanations stand
         self.lm = None  # a ServingReranker (assistant.lm_serving); None: retrieval order
+        self.turn_log = None  # a TurnLog (assistant.turn_log); None: turns are not logged
 
     def explain_stream(self, session: Session, reply: Reply) -> Iterator[tuple[int, str]]:
         """Better explanations for `reply.items`, (index, text) one at a time, for after the cards are shown.
@@ -146,19 +147,26 @@ class Assistant:
     # ---- one turn -------------------------------------------------------------------------------
     def reply(self, session: Session, text: str, k: int | None = None) -> Reply:
         k = self.default_k if k is None else k
+        started = time.perf_counter()
         with session.lock:
-            try:
-                turn = interpret(text, session.state, self.recommender.parser)
-            except InvalidQuery as err:
-                return Reply("error", str(err)[0].upper() + str(err)[1:] + ".")
-            if turn.kind == "greeting":
-                return Reply("greeting", "Hi! " + HELP)
-            if turn.kind == "off_topic":
-                return Reply("off_topic", "I can only help you find films from this catalogue. " + HELP)
-            if turn.kind == "reset":
-                session.state = ConversationState(shown_titles=session.state.shown_titles)
-                return Reply("reset", "Starting over: all constraints cleared. What would you like to watch?")
-            return self._recommend(session, turn, k)
+            reply = self._reply(session, text, k)
+        if self.turn_log is not None:
+            self.turn_log.write(session, text, reply, (time.perf_counter() - started) * 1000)
+        return reply
+
+    def _reply(self, session: Session, text: str, k: int) -> Reply:
+        try:
+            turn = interpret(text, session.state, self.recommender.parser)
+        except InvalidQuery as err:
+            return Reply("error", str(err)[0].upper() + str(err)[1:] + ".")
+        if turn.kind == "greeting":
+            return Reply("greeting", "Hi! " + HELP)
+        if turn.kind == "off_topic":
+            return Reply("off_topic", "I can only help you find films from this catalogue. " + HELP)
+        if turn.kind == "reset":
+            session.state = ConversationState(shown_titles=session.state.shown_titles)
+            return Reply("reset", "Starting over: all constraints cleared. What would you like to watch?")
+        return self._recommend(session, turn, k)
 
     def _recommend(self, session: Session, turn: Turn, k: int) -> Reply:
         started = time.perf_counter()

@@ -57,6 +57,9 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None):
     recommender = build_recommender(settings, embedder)
     store = FeedbackStore(RuntimeHome(settings.home).feedback_db())
     assistant = Assistant(recommender, store, default_k=settings.default_k, diversity=settings.diversity)
+    from assistant.turn_log import TurnLog
+
+    assistant.turn_log = TurnLog(RuntimeHome(settings.home).logs / "turns.jsonl", include_text=settings.log_requests)
     if settings.reranker == "auto":
         from assistant.lm_serving import ServingReranker
         from finetune.adapters import AdapterRegistry

@@ -141,3 +141,15 @@ def test_a_list_is_not_five_sequels_of_one_film(assistant):
     keys = [franchise_key(r.item.title) for r in unlimited.reply(unlimited.new_session(None),
                                                                   "more like Star Trek: The Wrath of Khan", k=10).items]
     assert keys.count("star trek") > 2  # without the cap the sequels crowd in: the test can fail
+
+
+@pytest.mark.parametrize("include_text", [False, True])
+def test_turn_log_holds_no_request_text_unless_configured(assistant, tmp_path, include_text):
+    from assistant.turn_log import TurnLog
+
+    assistant.turn_log = TurnLog(tmp_path / "turns.jsonl", include_text=include_text)
+    session = assistant.new_session("9")
+    assistant.reply(session, "a secret wish for westerns", k=3)
+    log = (tmp_path / "turns.jsonl").read_text()
+    assert ("secret wish" in log) is include_text and '"kind": "recommendations"' in log
+    assert '"9"' not in log  # the user id is hashed
