@@ -137,6 +137,16 @@ _COLUMNS = ("event_id, dataset, user_id, session_id, item_id, value, rating, com
             "adapter_version, timestamp")
 
 
+def _where(**equals) -> tuple[str, list]:
+    """' AND '-joined equality clauses for the given non-None column values ('1' when none)."""
+    clauses, args = ["1"], []
+    for column, value in equals.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return " AND ".join(clauses), args
+
+
 class FeedbackStore:
     """Thread-safe: one connection per thread, SQLite serialises the writers (WAL, busy timeout)."""
 
@@ -169,15 +179,9 @@ class FeedbackStore:
 
     def events(self, dataset: str | None = None, user_id: str | None = None,
                after_seq: int = 0) -> list[FeedbackEvent]:
-        clauses, args = ["seq > ?"], [after_seq]
-        if dataset is not None:
-            clauses.append("dataset = ?")
-            args.append(dataset)
-        if user_id is not None:
-            clauses.append("user_id = ?")
-            args.append(user_id)
-        rows = self._connect().execute(
-            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(clauses)} ORDER BY seq", args)
+        where, args = _where(dataset=dataset, user_id=user_id)
+        rows = self._connect().execute(f"SELECT {_COLUMNS} FROM events WHERE {where} AND seq > ? ORDER BY seq",
+                                       args + [after_seq])
         return [_row_to_event(row) for row in rows]
 
     def record_message_feedback(self, event: MessageFeedback) -> bool:
@@ -192,38 +196,18 @@ class FeedbackStore:
         return cursor.rowcount == 1
 
     def message_events(self, dataset: str | None = None, user_id: str | None = None) -> list[MessageFeedback]:
-        clauses, args = ["1"], []
-        if dataset is not None:
-            clauses.append("dataset = ?")
-            args.append(dataset)
-        if user_id is not None:
-            clauses.append("user_id = ?")
-            args.append(user_id)
-        rows = self._connect().execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM message_events WHERE {' AND '.join(clauses)} ORDER BY seq", args)
+        where, args = _where(dataset=dataset, user_id=user_id)
+        rows = self._connect().execute(f"SELECT {_MESSAGE_COLUMNS} FROM message_events WHERE {where} ORDER BY seq",
+                                       args)
         return [MessageFeedback(d, u, s, i, m, v, json.loads(c), e, t) for e, d, u, s, i, m, v, c, t in rows]
 
     def message_count(self, dataset: str | None = None, value: str | None = None) -> int:
-        clauses, args = ["1"], []
-        if dataset is not None:
-            clauses.append("dataset = ?")
-            args.append(dataset)
-        if value is not None:
-            clauses.append("value = ?")
-            args.append(value)
-        return self._connect().execute(
-            f"SELECT COUNT(*) FROM message_events WHERE {' AND '.join(clauses)}", args).fetchone()[0]
+        where, args = _where(dataset=dataset, value=value)
+        return self._connect().execute(f"SELECT COUNT(*) FROM message_events WHERE {where}", args).fetchone()[0]
 
     def count(self, dataset: str | None = None, value: str | None = None) -> int:
-        clauses, args = ["1"], []
-        if dataset is not None:
-            clauses.append("dataset = ?")
-            args.append(dataset)
-        if value is not None:
-            clauses.append("value = ?")
-            args.append(value)
-        return self._connect().execute(f"SELECT COUNT(*) FROM events WHERE {' AND '.join(clauses)}",
-                                       args).fetchone()[0]
+        where, args = _where(dataset=dataset, value=value)
+        return self._connect().execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0]
 
     def last_seq(self) -> int:
         return self._connect().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
