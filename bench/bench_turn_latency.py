@@ -56,19 +56,42 @@ def pct(values, q):
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def throwaway_reranker(runtime, model: str):
+    """A served LoRA reranker of `model` in a private registry, trained on 2 examples (latency only)."""
+    from assistant.lm_serving import ServingReranker
+    from finetune.adapters import AdapterRegistry
+    from finetune.training import RerankExample, TrainConfig, train
+
+    registry = AdapterRegistry(runtime.tmp / "adapters")
+    example = RerankExample("x", ["Fargo (1996) [Crime, Drama, Thriller]"],
+                            ["Heat (1995) [Action, Crime, Thriller]", "Babe (1995) [Children's, Comedy, Drama]"], 0,
+                            [1.0, 0.0])
+    result = train(runtime.home.models / model, [example, example], TrainConfig(), out_dir=runtime.tmp / "run",
+                   max_examples=2, registry=registry, progress=False)
+    registry.set_serving(result["version"])
+    return ServingReranker(registry, background=False, log=lambda *_: None)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml-1m")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sequential-dir", type=Path, default=None,
                     help="serve with this SASRec checkpoint (hybrid text + sequential retrieval for known users)")
-    ap.add_argument("--json", type=Path, default=HERE / "results" / "turn_latency.json")
+    ap.add_argument("--reranker", choices=["smollm2", "qwen"],
+                    help="put a LoRA reranker of this model in every turn (a 2-example throwaway adapter: the "
+                         "latency does not depend on how well it is trained)")
+    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.json is None:
+        args.json = HERE / "results" / (f"turn_latency_{args.reranker}.json" if args.reranker else "turn_latency.json")
 
     load_before = machine()
     runtime = open_bench_assistant(args.dataset, copy_cache=False,  # every new query text is really encoded
                                    sequential_dir=args.sequential_dir)
     assistant = runtime.assistant
+    if args.reranker:
+        assistant.lm = throwaway_reranker(runtime, args.reranker)
     rows = []
     try:
         warm = assistant.new_session(None)
@@ -112,6 +135,9 @@ def main() -> int:
                      "path": "Assistant.reply (template explanations, no LM writer), k=10, embedded Chroma "
                              "(private copy), 3 warm-up turns not counted",
                      "diversity": diversity, "sequential_retriever": sequential, "torch_threads": 1,
+                     "lm_reranker": (f"{args.reranker} LoRA over the top 20, bf16 (runs when the user has a "
+                                     f"history: known users, and new users after stating likes)")
+                     if args.reranker else None,
                      "sequential_checkpoint": str(args.sequential_dir) if args.sequential_dir else
                      ("the home's" if sequential else None),
                      "latency": "wall time of reply(): the whole card list is ready when it returns"},
