@@ -48,8 +48,8 @@ _GENRE_CLAIMS: dict[str, tuple[str, ...]] = {
     "Adventure": ("adventure film", "adventure movie", "adventure story", "adventure comedy", "an adventure",
                   "action-adventure", "action adventure", "adventure flick"),
     "Animation": ("animated", "animation", "cartoon"),
-    "Children's": ("children's", "childrens", "kids' film", "kids film", "kids movie", "family film",
-                   "family movie"),
+    "Children's": ("children's film", "children's movie", "childrens film", "kids' film", "kids film",
+                   "kids movie", "family film", "family movie"),
     "Comedy": ("comedy", "comedies", "comedic", "rom-com", "romcom"),
     "Crime": ("crime",),
     "Documentary": ("documentary", "documentaries"),
@@ -79,6 +79,10 @@ _QUOTED = re.compile(r"[\"“«*]([^\"“”«»*\n]{2,80})[\"”»*]|(?<![\w])'
 _TITLED_YEAR = re.compile(r"(?<![\w'’])([A-Z0-9][\w'’:&.!?-]*"
                           r"(?:\s+(?:[A-Z0-9][\w'’:&.!?-]*|of|the|a|an|and|in|on|to|for|at|with|from|&))*)"
                           r"\s*[(,]\s*((?:18|19|20)\d\d)\)?")
+_RATING = re.compile(r"\b([0-5](?:\.\d)?)\s*(?:/\s*5|out of (?:5|five)|-star|\s*stars?)\b", re.IGNORECASE)
+_PLOT_CLAIM = re.compile(r"\b(?:tells|follows) the story\b|\bstory (?:of|about) (?:a|an|the|two)\b|\bis about (?:a|an|two)\b|"
+                         r"\bfollows (?:a|an|the|two) (?:man|woman|boy|girl|young|group|family|couple)|"
+                         r"\b(?:man|woman|boy|girl|character) (?:named|called)\b", re.IGNORECASE)
 _MONTH = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|"
                     r"December)\b", re.IGNORECASE)
 _CAP_WORD = r"[A-Z][\w'’.&-]*"
@@ -216,12 +220,10 @@ def facts_text(ev: Evidence) -> str:
     item = ev.item
     lines = [f"Recommended: {quote(item.title)} ({item.year if item.year else 'year unknown'}), "
              f"{_a(item.genres)}."]
-    if ev.snippet:
-        lines.append(f"Plot: {quote(ev.snippet)}")
-    for liked in ev.liked:
-        lines.append(f"A movie I liked: {quote(liked.item.title)} ({liked.item.year}), I gave it {liked.rating:g}/5"
-                     + (f"; like the recommendation, it is {_a(liked.shared_genres)}." if liked.shared_genres
-                        else "."))
+    lines.append(f"Plot: {quote(ev.snippet)}" if ev.snippet else "Plot: unknown (do not describe the story).")
+    for liked in ev.liked:  # no rating: small models pin "you gave it 5/5" on the recommendation
+        lines.append(f"I liked {quote(liked.item.title)} ({liked.item.year})"
+                     + (f", which is also {_a(liked.shared_genres)}." if liked.shared_genres else "."))
     if ev.reference is not None:
         shared = [g for g in item.genres if g in ev.reference.genres]
         lines.append(f"I asked for movies like {quote(ev.reference.title)} ({ev.reference.year})"
@@ -286,7 +288,7 @@ class Verdict:
 
     @property
     def contradicts_metadata(self) -> bool:
-        return any(p.startswith(("wrong year", "wrong decade", "wrong genre")) for p in self.problems)
+        return any(p.startswith(("wrong year", "wrong decade", "wrong genre", "wrong rating")) for p in self.problems)
 
     @property
     def faithful(self) -> bool:
@@ -378,7 +380,22 @@ class ExplanationVerifier:
         named = self._titles(stripped, ev, allowed, problems, subject_at)
         self._years(stripped, ev, named, problems)
         self._genres(stripped, ev, named, problems)
+        self._ratings(stripped, ev, named, problems)
+        if not ev.snippet and _PLOT_CLAIM.search(stripped):
+            problems.append("unsupported plot: the item has no description")
         return Verdict(tuple(dict.fromkeys(problems)))
+
+    # -- ratings: only the user's ratings of the titles named in the same sentence
+    def _ratings(self, text: str, ev: Evidence, named: dict[int, set[str]], problems: list[str]) -> None:
+        ratings = {x.item.item_id: x.rating for x in ev.liked}
+        for n, sentence in enumerate(_sentences(text)):
+            for m in _RATING.finditer(sentence):
+                value = float(m.group(1))
+                rated = [i for i in named.get(n, set()) if i != ev.item.item_id]
+                if not rated:  # "you gave it 5/5" of the recommendation: the user has not seen it
+                    problems.append(f"wrong rating: {m.group(0).strip()!r} of no rated title")
+                elif all(i in ratings and ratings[i] != value for i in rated):
+                    problems.append(f"wrong rating: {m.group(0).strip()!r}")
 
     # -- titles
     def _titles(self, text: str, ev: Evidence, allowed: set[str], problems: list[str],
@@ -400,14 +417,21 @@ class ExplanationVerifier:
                 elif ids or not _is_grounded(sub, grounded):
                     problems.append(f"invented title: {sub!r}")
             covered = []  # character ranges of catalogue titles: their words are not checked again alone
+            own = [m.span() for i in ev.items() for m in re.finditer(re.escape(i.title), sentence, re.IGNORECASE)]
             for (start, end), span, ids in self._catalogue_spans(sentence):
                 covered.append((start, end))
-                if n == 0 and start == subject_at and ev.item.item_id not in ids:
+                if n == 0 and start == subject_at and end > start + len(ev.item.title):
                     problems.append(f"invented title: the item renamed {span!r}")  # "Smoke" -> "Smoke Signals"
                     continue
+                if any(a <= start and end <= b and (a, b) != (start, end) for a, b in own):
+                    continue  # a word inside an evidence title ("MURDER" in "MURDER and murder")
                 if ids & allowed:
                     here |= ids & allowed
-                elif not _is_grounded(span, grounded):
+                elif _is_grounded(span, grounded):
+                    continue
+                elif re.search(r"\b(?:named|called)\s+$", sentence[:start], re.IGNORECASE):
+                    problems.append(f"unsupported name: {span!r}")  # "a man named Jack": a name, not the film
+                else:
                     problems.append(f"invented title: {span!r}")
             for match in _CAP_SPAN.finditer(sentence):
                 for part in re.split(r"\s+(?:and|&|or)\s+|,\s*", match.group(0)):

@@ -201,3 +201,23 @@ def test_the_item_is_not_renamed_into_another_title(verifier):
     # elsewhere a longer title is just a title: fine when it is evidence (a sequel the user liked)
     assert ExplanationVerifier(index).check("You rated Heat Wave 5/5, so you might enjoy Heat, a thriller.", heat,
                                             {"Heat Wave (1990)"}).ok
+
+
+def test_names_introduced_as_names_are_names_not_titles(verifier, ronin):
+    verdict = check(verifier, ronin, "You might enjoy Ronin, a thriller about a man named Alien.")
+    assert verdict.unsupported_name and not verdict.invented_title and not verdict.ok
+
+
+def test_ratings_belong_to_the_rated_title(verifier, ronin):
+    assert check(verifier, ronin, "You gave Heat 5/5, so you might enjoy Ronin, another thriller.").ok
+    for text in ("You might enjoy Ronin: you gave it 5/5.",  # the user has not rated the recommendation
+                 "You gave Heat 3/5, so you might enjoy Ronin, another thriller."):  # the wrong number
+        verdict = check(verifier, ronin, text)
+        assert verdict.contradicts_metadata and any(p.startswith("wrong rating") for p in verdict.problems), text
+
+
+def test_plot_claims_need_a_description(verifier, ronin):
+    bare = Evidence(ITEMS["Heat (1995)"], Constraints(), "something exciting")
+    verdict = check(verifier, bare, "You might enjoy Heat because it tells the story of a man named Bob.")
+    assert any(p.startswith("unsupported plot") for p in verdict.problems)
+    assert check(verifier, ronin, "You might enjoy Ronin because it tells the story of former special operatives.").ok
