@@ -62,16 +62,18 @@ class TextGenerator:
              name: str | None = None) -> "TextGenerator":
         """Base model from a converted transformers folder; `adapter` is a peft adapter folder (an
         adapter-registry version folder holding adapter/, or the adapter folder itself), merged in."""
-        model, tok = load_base(model_dir, dtype=torch.bfloat16 if bf16 else torch.float32)
-        label = name or Path(model_dir).name
-        if adapter is not None:
-            from peft import PeftModel
-
+        folder = None
+        if adapter is not None:  # checked before the (seconds-long) model load
             folder = Path(adapter)
             if (folder / "adapter").is_dir():
                 folder = folder / "adapter"
             if not (folder / "adapter_config.json").exists():
                 raise FileNotFoundError(f"no peft adapter (adapter_config.json) in {folder}")
+        model, tok = load_base(model_dir, dtype=torch.bfloat16 if bf16 else torch.float32)
+        label = name or Path(model_dir).name
+        if folder is not None:
+            from peft import PeftModel
+
             model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
             label += "+" + Path(adapter).name
         return cls(model, tok, label, bf16)
