@@ -37,3 +37,28 @@ def test_missing_adapter_is_an_error(smollm2_dir, tmp_path):
 
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         TextGenerator.load(smollm2_dir, adapter=tmp_path)
+
+
+@needs_model
+def test_lora_adapter_from_a_registry_folder(generator, smollm2_dir, tmp_path):
+    """A registry-style version folder (adapter/ + config.json) is merged in; a fresh LoRA (B = 0) leaves
+    the output unchanged, and a writer refuses an adapter trained on another base model."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.generator import TextGenerator
+    from finetune.scorer import load_base
+
+    base, _ = load_base(smollm2_dir)
+    version = tmp_path / "v0001"
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(version / "adapter")
+    (version / "config.json").write_text(json.dumps({"model_dir": str(smollm2_dir)}))
+    tuned = TextGenerator.load(smollm2_dir, adapter=version)
+    assert tuned.name == "smollm2+v0001"
+    assert tuned.generate(MESSAGES, max_new_tokens=5).text == generator.generate(MESSAGES, max_new_tokens=5).text
+
+    from assistant.explanation_writer import build_writer
+
+    with pytest.raises(ValueError, match="trained on"):
+        build_writer("qwen", smollm2_dir.parent, recommender=None, adapter=version)
