@@ -10,7 +10,8 @@ Protocol (global temporal split; nothing from after a cut-off reaches what is bu
   (no text request), top 10; NDCG@10 and Recall@10 (hits / min(10, targets)).
 - The stream (T0, T1] of the test users is replayed through `Assistant.feedback`, the API the UI
   uses: rating >= 4 is a like, <= 2 a dislike (3s are not feedback). Each event carries, as its
-  shown list, what the T0 system would have shown that user (19 items + the rated one).
+  shown list, what the T0 system would have shown that user (19 items + the rated one, at its own
+  rank if the system had it, else at a random slot).
 Configurations:
 - stale: the T0 system, nothing learned after T0;
 - immediate: the feedback applied to histories, exclusions and profiles; no adapter;
@@ -139,9 +140,14 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
 
     replay_started = time.perf_counter()
     sessions = {user: world.assistant.new_session(user) for user in chosen}
+    placement = random.Random(seed)
     for x in stream:
         session = sessions[x.user_id]
-        shown = [s for s in shown_lists[x.user_id] if s != x.item_id][: POOL - 1] + [x.item_id]
+        shown = [s for s in shown_lists[x.user_id] if s != x.item_id][: POOL - 1]
+        if x.item_id in shown_lists[x.user_id][:POOL]:
+            shown.insert(shown_lists[x.user_id].index(x.item_id), x.item_id)
+        else:  # a random slot: a fixed one would let a reranker learn the position instead of the taste
+            shown.insert(placement.randrange(len(shown) + 1), x.item_id)
         session.state.last_items = tuple(shown)
         world.assistant.feedback(session, x.item_id, liked=x.rating >= LIKE)
     replay_s = time.perf_counter() - replay_started
@@ -160,8 +166,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"immediate: {_summary(immediate)}")
 
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
-                                                          replay_eval_users=100, min_held_out=20,
-                                                          max_gate_lists=150, threads=1, seed=seed), log=log)
+                                                          replay_eval_users=60, min_held_out=20,
+                                                          max_gate_lists=100, threads=1, seed=seed), log=log)
     registry = AdapterRegistry(world.home.adapters)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
@@ -202,7 +208,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "T0": t0, "T1": t1, "T2": t2, "split": "global timestamp quantiles 0.8 / 0.9 / max",
             "targets": "likes (rating >= 4) in (T1, T2]", "candidates": "all items minus known history",
             "ranking": "profile vector as the query (no text request), top 10; LM reranks the top 20",
-            "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike",
+            "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike; "
+                        "shown list = the T0 system's top 19 + the rated item at its rank or a random slot",
             "feedback_events": len(stream), "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
             "sequential_retriever": "not used (the T0 system has no SASRec)"},
         "stale": _summary(stale), "immediate": _summary(immediate), "refreshed": _summary(refreshed),
