@@ -34,7 +34,9 @@ def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
 
 def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
                       texts: Mapping[str, str], max_candidates: int = MAX_CANDIDATES) -> list[RerankExample]:
-    """One list per thumbs-up that came with a shown list of at least two known items."""
+    """One list per thumbs-up on an item of a shown list (of at least two known items), the target at
+    the position it was shown in. A like outside any shown list only extends the user's history: put
+    at a fixed slot it would teach the reranker that slot."""
     by_user: dict[str, list[FeedbackEvent]] = {}
     for event in events:
         by_user.setdefault(event.user_id, []).append(event)
@@ -51,8 +53,9 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
             if event.value != LIKE or event.item_id not in texts:
                 continue
             shown = [i for i in event.context.get("shown") or [] if i in texts]
-            if event.item_id not in shown:
-                shown = [event.item_id] + shown
+            if event.item_id not in shown:  # no list it was chosen from (e.g. stated in chat): history only
+                liked_before.append(event.item_id)
+                continue
             extra = [i for i in reversed(disliked) if i in texts and i not in shown][:EXTRA_DISLIKES]
             candidates = list(dict.fromkeys(shown + extra))[:max_candidates]
             if event.item_id not in candidates:
