@@ -70,7 +70,7 @@ _GENRE_PATTERNS = [(genre, re.compile(r"(?<![\w-])" + re.escape(w).replace(r"\ "
                    for genre, words in _GENRE_CLAIMS.items() for w in sorted(words, key=len, reverse=True)]
 _NEGATED = re.compile(r"\b(?:no|not|nothing|without|never|isn't|aren't|non)\b[\w\s'-]{0,20}$", re.IGNORECASE)
 
-_YEAR = re.compile(r"(?<![\d])(18[89]\d|19\d\d|20[0-2]\d)(?!\d)(?!'?s)")
+_YEAR = re.compile(r"(?<![\d])(18[89]\d|19\d\d|20[0-2]\d)(?!\d)(?!(?<=0)['’]?s\b)")  # "1990s" is a decade
 _DECADE = re.compile(r"(?<![\w])(?:'|’)?(?:(19|20)?(\d)0'?s)(?![\w])|\b(twenties|thirties|forties|fifties|sixties|"
                      r"seventies|eighties|nineties)\b", re.IGNORECASE)
 _DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
@@ -81,6 +81,7 @@ _TITLED_YEAR = re.compile(r"(?<![\w'’])([A-Z0-9][\w'’:&.!?-]*"
                           r"\s*[(,]\s*((?:18|19|20)\d\d)\)?")
 _RATING = re.compile(r"\b([0-5](?:\.\d)?)\s*(?:/\s*5|out of (?:5|five)|-star|\s*stars?)\b", re.IGNORECASE)
 _PLOT_CLAIM = re.compile(r"\b(?:tells|follows) the story\b|\bstory (?:of|about) (?:a|an|the|two)\b|\bis about (?:a|an|two)\b|"
+                         r"\bplot (?:revolves|centers|centres|involves|follows)\b|\brevolves around (?:a|an|two)\b|"
                          r"\bfollows (?:a|an|the|two) (?:man|woman|boy|girl|young|group|family|couple)|"
                          r"\b(?:man|woman|boy|girl|character) (?:named|called)\b", re.IGNORECASE)
 _MONTH = re.compile(r"^(?:January|February|March|April|May|June|July|August|September|October|November|"
@@ -383,6 +384,11 @@ class ExplanationVerifier:
         self._ratings(stripped, ev, named, problems)
         if not ev.snippet and _PLOT_CLAIM.search(stripped):
             problems.append("unsupported plot: the item has no description")
+        unnamed = stripped
+        for title in sorted({i.title for i in ev.items()}, key=len, reverse=True):
+            unnamed = re.sub(re.escape(title), " ", unnamed, flags=re.IGNORECASE)
+        if re.search(r"\b(?:I|I'm|I've|I'd|I'll)\b|\b(?:me|my|mine|myself)\b", unnamed):
+            problems.append("speaks as the viewer (I/me/my)")  # the prompt's facts are the viewer's words
         return Verdict(tuple(dict.fromkeys(problems)))
 
     # -- ratings: only the user's ratings of the titles named in the same sentence

@@ -221,3 +221,9 @@ def test_plot_claims_need_a_description(verifier, ronin):
     verdict = check(verifier, bare, "You might enjoy Heat because it tells the story of a man named Bob.")
     assert any(p.startswith("unsupported plot") for p in verdict.problems)
     assert check(verifier, ronin, "You might enjoy Ronin because it tells the story of former special operatives.").ok
+
+
+def test_possessive_years_and_first_person(verifier, ronin):
+    assert "wrong year: 1997" in check(verifier, ronin, "You might enjoy Ronin, the best of 1997's thrillers.").problems
+    assert check(verifier, ronin, "You might enjoy Ronin, a thriller from the 1990's.").ok
+    assert not check(verifier, ronin, "You might enjoy Ronin; I loved it when I saw it.").ok
