@@ -261,17 +261,22 @@ def interpret(text: str, state: ConversationState, parser: RequestParser) -> Tur
     relative = None
     if request.constraints.year_min is None and request.constraints.year_max is None:
         years = [y for y in state.last_years if y is not None]
-        middle = int(np.median(years)) if years else None  # the list's own era; its extremes can be outliers
+        # Relative to the window asked for ("80s" -> older = before 1980), else to the middle year of the
+        # last list (its oldest or newest item can be an outlier that leaves nothing beyond it).
+        middle = int(np.median(years)) if years else None
+        window = state.constraints
         if _OLDER.search(clean):
             relative = "older"
-            if years:
-                constraints = replace(constraints, year_max=middle - 1)
-                notes.append(f"older than most of what you saw: up to {middle - 1}")
+            bound = window.year_min - 1 if window.year_min is not None else (middle - 1 if years else None)
+            if bound is not None:
+                constraints = replace(constraints, year_max=bound)
+                notes.append(f"older than what you saw: up to {bound}")
         elif _NEWER.search(clean):
             relative = "newer"
-            if years:
-                constraints = replace(constraints, year_min=middle + 1)
-                notes.append(f"newer than most of what you saw: from {middle + 1}")
+            bound = window.year_max + 1 if window.year_max is not None else (middle + 1 if years else None)
+            if bound is not None:
+                constraints = replace(constraints, year_min=bound)
+                notes.append(f"newer than what you saw: from {bound}")
     something_else = bool(_SOMETHING_ELSE.search(clean))
     references = tuple(similar) + request.references
     substantive = bool(references or request.constraints.genres_all or request.constraints.genres_any

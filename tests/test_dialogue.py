@@ -1,6 +1,8 @@
 """Reading messages in context: refinements, references to earlier results, resets, off-topic, cold start."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from assistant.dialogue import ConversationState, interpret, merge_constraints, parse_likes
@@ -35,13 +37,18 @@ def test_constraints_accumulate_until_changed():
 
 def test_older_ones_moves_the_year_window_below_what_was_shown(parser, recommender_100k):
     state = shown_state(recommender_100k, ["Clerks", "Dumb & Dumber", "Some Like It Hot"],
-                        Constraints(genres_all=frozenset({"comedy"}), year_min=1950, year_max=1999))
+                        Constraints(genres_all=frozenset({"comedy"})))
     turn = after(parser, "older ones", state)
     years = sorted(recommender_100k.items[i].year for i in state.last_items)
     # below the list's middle year, not its oldest outlier (that would leave nothing older)
     assert turn.request.constraints.year_max == years[1] - 1 and turn.request.constraints.year_min is None
     assert turn.request.constraints.genres_all == {"comedy"}
     assert turn.request.text == "a funny comedy"  # the topic carries over
+    nineties = replace(state, constraints=Constraints(genres_all=frozenset({"comedy"}), year_min=1990, year_max=1999))
+    turn = after(parser, "older ones", nineties)  # a window was asked for: older = before it
+    assert (turn.request.constraints.year_min, turn.request.constraints.year_max) == (None, 1989)
+    turn = after(parser, "newer ones", replace(nineties, constraints=Constraints(year_min=1980, year_max=1989)))
+    assert (turn.request.constraints.year_min, turn.request.constraints.year_max) == (1990, None)
 
 
 def test_less_violent_excludes_violent_genres_and_keeps_the_rest(parser, recommender_100k):
