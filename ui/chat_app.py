@@ -22,8 +22,10 @@ MAX_CARDS = 10
 #   re-entrant serialise themselves (the LoRA reranker's forward passes under ServingReranker's
 #   lock, the explanation writer under its own). So turns may overlap; the default is one per core
 #   of the 2-core machines here (RECSYS_TURN_CONCURRENCY). Measured with 20 sessions on ML-100K
-#   (bench/results/load_ml-100k.json): limits 1, 2, 4 and 8 gave the same 4.2-4.7 turns/s on the
-#   saturated 2 cores and only moved the waiting between turns and thumbs.
+#   (bench/results/load_concurrency_ml-100k.json): limits 1, 2, 4 and 8 all gave 4.6-5.1 turns/s on
+#   the saturated cores; a higher limit only moves the waiting from turns to thumbs (turn p50
+#   3.3 / 2.5 / 1.2 / 1.0 s, thumb p50 0.3 / 0.6 / 1.3 / 1.4 s) and, with a language model serving,
+#   would park more worker threads on its lock.
 # - "explain" (the language-model explanations after a turn): 1. The writer's generation runs one
 #   at a time anyway; a limit of 1 makes waiting explanations queue instead of holding worker
 #   threads, so they never delay a turn's cards.
@@ -32,7 +34,7 @@ MAX_CARDS = 10
 # - "forget": 1; every other event (page load, user change, message thumbs, admin tab) keeps
 #   Gradio's default of 1 per handler, set explicitly below.
 # - QUEUE_MAX_SIZE: events waiting beyond this are refused at once ("queue is full") instead of
-#   waiting minutes: at the ~13 events/s measured (4.5 turns/s + 8 thumbs/s, 2 cores) that is ~5 s.
+#   waiting minutes: at the ~13 events/s measured (4.7 turns/s + 8.7 thumbs/s, 2 cores) that is ~5 s.
 TURN_CONCURRENCY = 2
 EXPLAIN_CONCURRENCY = 1
 FEEDBACK_CONCURRENCY = 4
