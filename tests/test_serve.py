@@ -38,3 +38,14 @@ def test_serve_on_all_interfaces_without_a_login_refuses_at_once(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("recsys serve: refusing to serve on 0.0.0.0")
     assert "RECSYS_AUTH_PASSWORD" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_turn_concurrency_is_a_checked_setting(tmp_path):
+    from ui.config import load_settings
+
+    env = {"RECSYS_HOME": str(tmp_path)}
+    assert load_settings(env).turn_concurrency == 2
+    assert load_settings({**env, "RECSYS_TURN_CONCURRENCY": "4"}).turn_concurrency == 4
+    for bad in ("0", "65", "two"):
+        with pytest.raises(ConfigError, match="turn_concurrency"):
+            load_settings({**env, "RECSYS_TURN_CONCURRENCY": bad})
