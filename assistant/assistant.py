@@ -87,6 +87,7 @@ class Assistant:
         self.per_franchise = per_franchise  # at most this many items of one franchise (sequels) per list
         self.adapter_version = adapter_version
         self._known_users: set[str] | None = None
+        self._forgotten: set[str] = set()  # erased in this process: other open sessions may not write for them
         self.writer = None  # an explanation writer (language model); None: the template explanations stand
         self.lm = None  # a ServingReranker (assistant.lm_serving); None: retrieval order
         self.turn_log = None  # a TurnLog (assistant.turn_log); None: turns are not logged
@@ -141,6 +142,7 @@ class Assistant:
             report = forget_user(home, self.dataset, session.user_id, self.store, self.recommender.profiles)
             session.state = ConversationState()
             session.shown.clear()
+        self._forgotten.add(session.user_id)
         self._known_users = None
         return report
 
@@ -284,6 +286,8 @@ class Assistant:
 
     def _record(self, session: Session, item_id: str, value: str, context: dict, event_id: str | None = None,
                 rating: float | None = None, comment: str | None = None) -> tuple[str, bool]:
+        if session.user_id in self._forgotten:
+            raise UnknownUser(f"user {session.user_id!r} was forgotten; start a new conversation")
         adapter = self.lm.version() if self.lm is not None else self.adapter_version
         event = FeedbackEvent(self.dataset, session.user_id, session.session_id, item_id, value, context,
                               rating, comment, adapter,

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from assistant.assistant import Assistant
+from assistant.recommender import UnknownUser
 from assistant.ingest import ingest_movielens
 from assistant.recommender import Recommender
 from data.feedback import FeedbackStore
@@ -30,7 +33,12 @@ def test_forget_removes_history_feedback_profile_and_session(tmp_home, embedder)
         assistant.feedback(session, reply.items[1].item.item_id, liked=False)
     before_8 = len(recommender.dataset.user_history("8"))
 
+    other_tab = assistant.new_session("7")
     report = assistant.forget(victim, tmp_home)
+    with pytest.raises(UnknownUser):  # another open tab of the same person cannot write for them again
+        assistant.feedback(other_tab, reply.items[2].item.item_id, liked=True)
+    with pytest.raises(UnknownUser):
+        assistant.new_session("7")
 
     assert report.interactions > 0 and report.feedback_events == 2 and report.profile
     assert victim.shown == [] and victim.state.turns == 0
