@@ -107,6 +107,8 @@ _INSTRUCTION_ECHO = re.compile(
     r"\b(?:ignore|disregard)\b.{0,40}\b(?:instructions?|prompt|above|previous|prior)\b|\binstructions?\b|"
     r"system prompt|\bas an ai\b|language model|\bi (?:cannot|can't|can not|am unable)\b|\bi'm sorry\b|"
     r"one or two (?:short )?sentences|\bguillemets\b|catalogue data|\bfacts?:|recommended movie:|"
+    r"\bplot (?:description|is unknown)|\b(?:the|no) (?:plot|description) (?:does(?:n't| not)|is not|isn't)|"
+    r"\bdo not describe\b|"
     r"^\s*(?:recommended|plot|genres|you asked for|answer|explanation)\s*:",
     re.IGNORECASE | re.MULTILINE)
 
