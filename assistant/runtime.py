@@ -50,7 +50,9 @@ def build_recommender(settings: Settings, embedder: Embedder | None = None) -> R
                        settings.max_k, sequential=sequential, sequential_index=sequential_index)
 
 
-def build_assistant(settings: Settings, embedder: Embedder | None = None):
+def build_assistant(settings: Settings, embedder: Embedder | None = None, writer: bool = True):
+    """The turn engine; `writer=False` skips loading the explanation writer's model (batch runs, which
+    never stream explanations)."""
     from assistant.assistant import Assistant
     from data.feedback import FeedbackStore
 
@@ -68,7 +70,8 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None):
         if registry.serving():
             assistant.lm = ServingReranker(registry)
             assistant.lm.current()  # starts loading in the background
-    assistant.writer = build_explanation_writer(settings, recommender)
+    if writer:
+        assistant.writer = build_explanation_writer(settings, recommender)
     return assistant
 
 
