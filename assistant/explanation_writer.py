@@ -732,15 +732,15 @@ def build_writer(kind: str, models_dir, recommender, adapter=None, max_new_token
     from finetune.generator import TextGenerator
 
     model_dir = Path(models_dir) / kind
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(f"explanation writer {kind!r} needs the converted model at {model_dir}; "
-                                f"run `recsys setup --models {kind}`")
-    if adapter is not None:
+    if adapter is not None:  # a mismatch is a configuration error whether or not the model is there
         import json
 
         config = Path(adapter) / "config.json"
         base = json.loads(config.read_text()).get("model_dir") if config.exists() else None
         if base and Path(base).name != kind:
             raise ValueError(f"adapter {adapter} was trained on {base}, not on the {kind!r} writer's model")
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"explanation writer {kind!r} needs the converted model at {model_dir}; "
+                                f"run `recsys setup --models {kind}`")
     generator = TextGenerator.load(model_dir, adapter=adapter, name=kind)
     return LMExplanationWriter(generator, recommender, max_new_tokens=max_new_tokens)

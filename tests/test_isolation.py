@@ -60,9 +60,9 @@ def person(url: str, taste: str, offset: int, barrier: threading.Barrier | None 
         if barrier is not None:
             barrier.wait(timeout=300)
 
-    def turn(name, text, client, user=""):
+    def turn(name, text, client, user="", k=K):
         sync()
-        out = client.predict(text, user, K, api_name="/recommend")
+        out = client.predict(text, user, k, api_name="/recommend")
         assert "error" not in out, out
         seen[name] = {"ids": [i["item_id"] for i in out["items"]], "constraints": out["constraints"],
                       "genres": [set(i["genres"]) for i in out["items"]], "session": out["session_id"]}
@@ -83,7 +83,8 @@ def person(url: str, taste: str, offset: int, barrier: threading.Barrier | None 
     out = turn("own taste", request, first_tab)
     thumbs(first_tab, [i for i in out["items"] if genres & set(i["genres"])][:2])
     turn("own taste refined", "no romance", first_tab)
-    turn("neutral again, new tab", NEUTRAL, tab(url), user=user_id)  # a fresh session of the same user
+    # a fresh session of the same user; a long list, so that the other's dislikes have room to show up
+    turn("neutral again, new tab", NEUTRAL, tab(url), user=user_id, k=40)
     return {"user": user_id, "seen": seen, "likes": likes, "dislikes": dislikes}
 
 
