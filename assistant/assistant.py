@@ -296,13 +296,9 @@ class Assistant:
         if stored:
             vector = self.recommender.item_vectors([item_id]).get(item_id)
             if vector is not None:
-                profiles = self.recommender.profiles
-                current = profiles.get(session.user_id)
-                # On the profile's own clock: a live event is the newest one, without aging a history
-                # that the data set dates years back.
-                when = current.ref_time if current is not None else int(event.timestamp)
-                profiles.record_event(session.user_id, vector, LIKE_RATING if value == LIKE else DISLIKE_RATING,
-                                      when)
+                self.recommender.profiles.record_event(
+                    session.user_id, vector, LIKE_RATING if value == LIKE else DISLIKE_RATING,
+                    int(event.timestamp), on_profile_clock=True)
         return event.event_id, stored
 
 

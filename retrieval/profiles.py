@@ -100,10 +100,15 @@ class ProfileStore:
             self.collection.upsert(ids=[p.user_id for p in chunk], embeddings=np.stack([p.vector for p in chunk]),
                                    metadatas=[{"ref_time": p.ref_time, "events": p.events} for p in chunk])
 
-    def record_event(self, user_id: str, vector: np.ndarray, rating: float, timestamp: int) -> Profile:
-        """One new event, applied in place: O(dimension), no rebuild."""
+    def record_event(self, user_id: str, vector: np.ndarray, rating: float, timestamp: int,
+                     on_profile_clock: bool = False) -> Profile:
+        """One new event, applied in place: O(dimension), no rebuild. `on_profile_clock`: the event counts
+        as the newest one at the profile's own reference time (a live event must not age a history that
+        the data set dates years back); `timestamp` is then used only for a new profile."""
         with _UPDATE_LOCK:
             current = self.get(user_id) or Profile(user_id, np.zeros_like(vector, dtype=np.float32), timestamp, 0)
+            if on_profile_clock:
+                timestamp = current.ref_time
             updated = apply_event(current, vector, rating, timestamp, self.weights)
             self.put([updated])
         return updated
