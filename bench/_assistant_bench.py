@@ -84,6 +84,16 @@ def open_bench_assistant(dataset: str = "ml-1m", diversity: float | None = None,
     return BenchRuntime(assistant, tmp, home, dataset, recommender.sequential is not None)
 
 
+def write_result(path: Path | None, result: dict) -> None:
+    """The benchmark's JSON result (protocol included), if a path was given."""
+    if path:
+        import json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {path}")
+
+
 def machine() -> dict:
     """What the numbers ran on: cores, load, and the torch threads."""
     import torch

@@ -43,7 +43,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from _assistant_bench import machine, open_bench_assistant  # noqa: E402
+from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
 from assistant.diversity import cap_per_group, franchise_key, intra_list_diversity, mmr_order  # noqa: E402
 from assistant.evaluation import sample_users, split_dataset  # noqa: E402
 from assistant.metrics import catalogue_coverage, paired_bootstrap_ci, top_k  # noqa: E402
@@ -272,10 +272,7 @@ def main() -> int:
         for seed_title, labels in m["examples"].items():
             print(f"      {seed_title}: {labels}")
     print(f"machine: {result['machine']}; {result['seconds']} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 

@@ -30,7 +30,6 @@ vectors in Chroma) with a temporary FeedbackStore; the real home is never writte
 import _common  # noqa: F401  (offline switches first)
 
 import argparse
-import json
 import random
 import time
 from collections import Counter
@@ -41,7 +40,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from _assistant_bench import machine, open_bench_assistant  # noqa: E402
+from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIRST = ["something good to watch tonight", "a great movie from the 90s", "surprise me with a good film",
@@ -238,7 +237,7 @@ def main() -> int:
           f"{one['profile_cosine_to_liked_item']['mean_change']:+.4f} on average, towards Y for "
           f"{one['profile_cosine_to_liked_item']['users_moved_towards']}/{one['users']}")
     for label, arm in (("served dislike_penalty", genre_served), ("dislike_penalty=0 (profile only)", genre_no_penalty),
-                       *((f"diagnostic dislike_penalty", arm) for arm in genre_extra.values())):
+                       *(("diagnostic dislike_penalty", arm) for arm in genre_extra.values())):
         print(f"(b) three dislikes in genre G, {label} = {arm['dislike_penalty']}: {arm['users']} users, share of G in "
               f"the first list {arm['share_l1']}")
         for key, name in (("next_turn", "next turn ('something else')"),
@@ -251,10 +250,7 @@ def main() -> int:
                   f"higher for {s['users_with_higher_share']} users)")
         print(f"    disliked items returned: {arm['disliked_items_returned']}; genres: {arm['genres']}")
     print(f"machine: {result['machine']}; {result['seconds']} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 

@@ -19,7 +19,6 @@ SASRec checkpoint (hybrid text + sequential candidates), its vectors published i
 import _common  # noqa: F401  (offline switches first)
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from _assistant_bench import machine, open_bench_assistant  # noqa: E402
+from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIRST = ["a funny 90s comedy", "scary movies from the 80s but nothing too gory", "a smart sci-fi film",
@@ -118,7 +117,6 @@ def main() -> int:
         diversity, sequential = assistant.diversity, runtime.sequential
     finally:
         runtime.cleanup()
-    walls = [r["wall_ms"] for r in rows]
     card_rows = [r for r in rows if r["items"]]
 
     def summary(subset):
@@ -168,10 +166,7 @@ def main() -> int:
     print(f"  machine before: {load_before}\n  machine after:  {result['machine_after']}")
     slow = sorted(rows, key=lambda r: -r["wall_ms"])[:3]
     print("  slowest: " + "; ".join(f"{r['text']!r} ({r['user']}, turn {r['turn']}) {r['wall_ms']} ms" for r in slow))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 

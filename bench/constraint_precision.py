@@ -26,7 +26,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from _assistant_bench import machine, open_bench_assistant  # noqa: E402
+from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
 from retrieval.filters import Constraints, satisfies  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -151,10 +151,7 @@ def main() -> int:
     for f in item_failures:
         print(f"  #{f['id']} {f['text']!r}: {f['item']} {f['genres']} -> {f['why']}")
     print(f"machine: {result['machine']}; {result['seconds']} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 
