@@ -106,3 +106,21 @@ def sasrec_100k(ml100k):
     report = train_retriever(home, "ml-100k", client, minutes=2.0, max_epochs=3, learning_rate=3e-3,
                              log=lambda *_: None)
     return home, report
+
+
+@pytest.fixture(scope="module")
+def served_app(ml100k, embedder):
+    """The app as `recsys serve` builds it (build_assistant over the ML-100K home, its default queue), on
+    loopback in this process; one per test module."""
+    from assistant.runtime import build_assistant
+    from ui.chat_app import build_app, launch
+    from ui.config import load_settings
+
+    home = ml100k[0]
+    settings = load_settings({"RECSYS_HOME": str(home.root), "RECSYS_DATASET": "ml-100k"})
+    assistant = build_assistant(settings, embedder)
+    app = build_app(assistant, home)
+    port = free_port()
+    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", assistant
+    app.close()

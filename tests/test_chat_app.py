@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.conftest import free_port
 from tests.test_cli import run
 
 FEEDBACK_USER = "41"  # users no other test rates, so their profiles are the ingested ones
 BATCH_USER = "77"
 TAB_USER = "31"
-
-
-@pytest.fixture(scope="module")
-def served_app(ml100k, embedder):
-    """The app as `recsys serve` builds it (build_assistant over the ML-100K home), in process."""
-    from assistant.runtime import build_assistant
-    from ui.chat_app import build_app, launch
-    from ui.config import load_settings
-
-    home = ml100k[0]
-    settings = load_settings({"RECSYS_HOME": str(home.root), "RECSYS_DATASET": "ml-100k"})
-    assistant = build_assistant(settings, embedder)
-    app = build_app(assistant, home)
-    port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", assistant
-    app.close()
 
 
 def client(url):

@@ -15,32 +15,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
-
-from tests.conftest import free_port
 
 K = 8
 NEUTRAL = "a film from the 90s"
 TASTES = {"horror": ({"Horror"}, "scary movies from the 80s"),
           "kids": ({"Children's", "Animation"}, "an animated film for kids")}
-
-
-@pytest.fixture(scope="module")
-def served(ml100k, embedder):
-    """The app as `recsys serve` builds it, on loopback, with its default queue (two turns at once)."""
-    from assistant.runtime import build_assistant
-    from ui.chat_app import TURN_CONCURRENCY, build_app, launch
-    from ui.config import load_settings
-
-    assert TURN_CONCURRENCY >= 2, "the two users' turns should really overlap"
-    home = ml100k[0]
-    settings = load_settings({"RECSYS_HOME": str(home.root), "RECSYS_DATASET": "ml-100k"})
-    assistant = build_assistant(settings, embedder)
-    app = build_app(assistant, home)
-    port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", assistant
-    app.close()
 
 
 def tab(url):
@@ -88,8 +67,11 @@ def person(url: str, taste: str, offset: int, barrier: threading.Barrier | None 
     return {"user": user_id, "seen": seen, "likes": likes, "dislikes": dislikes}
 
 
-def test_two_concurrent_users_of_opposite_tastes_never_reach_each_other(served):
-    url, assistant = served
+def test_two_concurrent_users_of_opposite_tastes_never_reach_each_other(served_app):
+    from ui.chat_app import TURN_CONCURRENCY
+
+    assert TURN_CONCURRENCY >= 2, "the two users' turns should really overlap"
+    url, assistant = served_app
     solo = {"horror": person(url, "horror", 0), "kids": person(url, "kids", 1)}
 
     barrier = threading.Barrier(2)
