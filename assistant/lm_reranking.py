@@ -33,7 +33,7 @@ from retrieval.sequential import MODEL_FILE, SASRecRetriever
 
 N_CANDIDATES = 20
 FIT_USERS = 1000  # at most a fifth of the users
-WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, math.inf)
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, math.inf)
 FUSION_FILE = "fusion.json"
 
 
@@ -136,19 +136,22 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
     random.Random(seed).shuffle(examples)
     fit = validation_examples(context, fit_users)
     log(f"{len(examples)} training lists (target found by the retriever), {len(fit)} fit lists")
-    registry = AdapterRegistry(home.adapters)
+    registry = AdapterRegistry(home.adapters, home.models)
     run_dir = home.root / "runs" / f"rerank-{dataset_name}-{model_name}"
     result = train(model_dir, examples, TrainConfig(seed=seed), out_dir=run_dir, minutes=minutes,
-                   max_examples=max_examples, registry=registry,
+                   max_examples=max_examples,
                    extra_summary={"dataset": dataset_name, "split": "leave-last-out, validation items as targets",
                                   "candidates": f"SASRec top-{N_CANDIDATES}, history removed"}, log=log)
-    version = result["version"]
     import torch
 
-    scorer = registry.load(version, dtype=torch.bfloat16)
+    from finetune.adapters import load_adapter
+
+    folder = Path(result["adapter_dir"])
+    scorer = load_adapter(folder, model_dir=model_dir, dtype=torch.bfloat16)
     fusion = fit_fusion_weight(score_examples(scorer, fit), fit)
     fusion["fit_users"] = "seeded disjoint subset, validation items"
-    (registry.path(version) / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+    (folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+    version = registry.publish(folder)  # the manifest covers the fusion weight too
     current = registry.serving()
     current_fused = None
     if current and (registry.path(current) / FUSION_FILE).exists():
@@ -162,4 +165,4 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
         f"fused (w={fusion['weight']}) {fusion['fused_ndcg@10']:.4f}; "
         f"{'now serving' if promoted else f'not promoted (serving {current} has {current_fused:.4f})'}; "
         f"total {wall / 60:.1f} min")
-    return {**result, "fusion": fusion, "promoted": promoted, "total_wall_s": round(wall, 1)}
+    return {**result, "version": version, "fusion": fusion, "promoted": promoted, "total_wall_s": round(wall, 1)}

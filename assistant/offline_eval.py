@@ -123,11 +123,10 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
     rerankers = {}
     extra = {}
     if include_lm:
-        registry = AdapterRegistry(home.adapters)
+        registry = AdapterRegistry(home.adapters, home.models)
         version = adapter_version or registry.serving() or (registry.versions()[-1].version if registry.versions() else None)
         lora = registry.load(version, dtype=torch.bfloat16) if version else None
-        model_dir = Path(json.loads((registry.path(version) / "config.json").read_text())["model_dir"]) if version \
-            else home.models / (model_name or "smollm2")
+        model_dir = registry.model_dir(version) if version else home.models / (model_name or "smollm2")
         base = build_scorer(model_dir, dtype=torch.bfloat16)
         rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base")
         if lora is not None:

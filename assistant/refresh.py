@@ -41,7 +41,7 @@ STATE_FILE = "refresh_state.json"
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
-    minutes: float = 10.0  # training budget
+    minutes: float = 6.0  # training budget (+ the gate: a 500-event refresh fits in 10 min)
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
@@ -170,7 +170,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
         return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists)}
 
-    registry = AdapterRegistry(home.adapters)
+    registry = AdapterRegistry(home.adapters, home.models)
     serving = registry.serving()
     if serving:
         serving_folder = registry.path(serving)

@@ -168,7 +168,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=60, min_held_out=20,
                                                           max_gate_lists=100, threads=1, seed=seed), log=log)
-    registry = AdapterRegistry(world.home.adapters)
+    registry = AdapterRegistry(world.home.adapters, world.home.models)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
 

@@ -1,109 +1,127 @@
-"""Latency of scoring 20 candidates for one user (shared-prefix KV cache), per serving mode.
+"""Latency of the LM reranker scoring 20 candidates for one user, per serving mode, in one run.
 
-Modes: fp32; bf16 autocast (fp32 weights); bf16 autocast with bf16-stored weights; LoRA adapter
-unmerged (bf16 autocast); LoRA merged into the weights (bf16 autocast; and with bf16 weights);
-int8 dynamic quantisation of the (merged) Linear layers (fp32 activations).
-Histories/candidates come from the prepared ML-1M evaluation lists when present, otherwise from
-the catalogue-like constants below. Prints a JSON object with p50/p95 seconds per mode.
+Protocol: ML-1M leave-last-out, `--users` sampled users (seed 0); each list is the user's test
+history (the LM sees the last 8 liked titles) and the SASRec retriever's top 20 for it, rendered
+as the reranker renders them. One user at a time (batch of 20 candidates sharing the user's KV
+prefix), two warm-up lists not counted, `--threads` torch threads. Modes (the same tokens in every
+mode, the adapter's prompt):
+  fp32            base model, fp32 weights and compute
+  bf16            base model, fp32 weights, bf16 autocast
+  bf16_weights    base model, bf16 weights, bf16 autocast   <- what serving loads
+  lora_bf16       adapter unmerged (peft), bf16 weights, bf16 autocast   <- serving
+  merged_bf16     adapter merged into bf16 weights, bf16 autocast
+  int8            adapter merged, int8 dynamic quantisation of every Linear, fp32 activations
+Prints p50/p95 seconds per mode and each mode's p50 as a ratio of fp32's (measured in this run).
 
-    python bench/bench_rerank_latency.py --model .recsys/models/smollm2 \
-        --adapter .recsys/experiments/rerank1/run-main/adapter --threads 2 --runs 30
+    .venv/bin/python bench/bench_rerank_latency.py --model smollm2 [--version v0001] \
+        [--json bench/results/rerank_latency_smollm2.json]
 """
-from __future__ import annotations
+import _common  # noqa: F401  (offline switches first)
 
 import argparse
-import json
-import os
-import pickle
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from _assistant_bench import machine, write_result
 
-FALLBACK_HISTORY = ["Fargo (1996)", "Alien (1979)", "Heat (1995)", "The Matrix (1999)", "Toy Story (1995)",
-                    "Se7en (1995)", "Casablanca (1942)", "Babe (1995)"]
-FALLBACK_CANDS = [f"Some Movie Title Number {i} (19{60 + i}) [Drama, Comedy, Romance]" for i in range(20)]
+REPO = Path(__file__).resolve().parent.parent
 
 
-def _lists(path: Path | None, n: int):
-    if path and path.exists():
-        d = pickle.load(open(path, "rb"))
-        return [(ex.history, ex.candidates[:20]) for ex in d["eval"][:n]]
-    return [(FALLBACK_HISTORY, FALLBACK_CANDS)] * n
+def real_lists(home, dataset: str, users: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    from assistant.evaluation import sample_users
+    from assistant.lm_reranking import N_CANDIDATES, RerankContext
+    from assistant.retriever_training import sequential_model_dir
+
+    context = RerankContext.load(home, dataset, sequential_model_dir(home, dataset))
+    out = []
+    for user in sample_users(context.split, users, seed):
+        history = context.split.history(user, "test")
+        candidates = [item for item, _ in context.candidates(history, N_CANDIDATES)]
+        out.append((context.liked_texts(user, history), [context.texts[c] for c in candidates]))
+    return out
 
 
-def _time(scorer, lists, bf16, warmup=2):
+def timed(scorer, lists, bf16: bool, warmup: int = 2) -> dict:
     times = []
     with torch.no_grad():
-        for i, (h, c) in enumerate(lists):
-            t = time.perf_counter()
-            scorer.score(h, c, bf16=bf16)
+        for i, (history, candidates) in enumerate(lists):
+            start = time.perf_counter()
+            scorer.score(history, candidates, bf16=bf16)
             if i >= warmup:
-                times.append(time.perf_counter() - t)
+                times.append(time.perf_counter() - start)
     t = np.array(times)
     return {"p50_s": round(float(np.percentile(t, 50)), 4), "p95_s": round(float(np.percentile(t, 95)), 4),
-            "runs": len(times)}
+            "lists": len(times)}
+
+
+def latest_version(registry, model: str) -> str:
+    versions = [v.version for v in registry.versions() if v.config.get("model_name") == model]
+    if not versions:
+        raise SystemExit(f"no {model} adapter in {registry.root}; run `recsys train --model {model}` first")
+    return versions[-1]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", default=".recsys/models/smollm2")
-    p.add_argument("--adapter", default=None, help="adapter folder (from training / the registry)")
-    p.add_argument("--lists", default=".recsys/experiments/rerank1/data.pkl")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--home", default=str(REPO / ".recsys"))
+    p.add_argument("--dataset", default="ml-1m")
+    p.add_argument("--model", choices=("smollm2", "qwen"), default="smollm2")
+    p.add_argument("--version", default=None, help="adapter version (default: the latest of --model)")
+    p.add_argument("--users", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,merged_bf16_weights,int8")
-    p.add_argument("--json", default=None)
+    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,int8")
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from finetune.adapters import load_adapter
-    from finetune.scorer import build_scorer
+    from data.home import RuntimeHome
+    from finetune.adapters import AdapterRegistry, read_head
+    from finetune.scorer import build_scorer, prompt_from_dict
 
-    lists = _lists(Path(args.lists), args.runs + 2)
+    home = RuntimeHome(Path(args.home))
+    registry = AdapterRegistry(home.adapters, home.models)
+    version = args.version or latest_version(registry, args.model)
+    model_dir = registry.model_dir(version)
+    prompt = prompt_from_dict(read_head(registry.path(version))["prompt"])
+    lists = real_lists(home, args.dataset, args.users + 2)
     modes = args.modes.split(",")
-    res = {"model": args.model, "adapter": args.adapter, "threads": args.threads, "candidates": 20,
-           "mean_prefix_tokens": None, "mean_candidate_tokens": None, "modes": {}}
-    prompt = None
-    if args.adapter:  # base modes use the adapter's prompt, so every mode scores the same tokens
-        from finetune.scorer import prompt_from_dict
+    base = build_scorer(model_dir, prompt=prompt)
+    prefixes, suffixes = zip(*(base.encode(h, c) for h, c in lists))
+    result = {"protocol": {"dataset": args.dataset, "split": "leave-last-out, test histories",
+                           "lists": f"{args.users} sampled users (seed 0), SASRec top-20, last 8 liked titles",
+                           "measure": "wall time of scoring 20 candidates for one user (shared-prefix KV cache)"},
+              "model": args.model, "adapter_version": version, "machine": machine(),
+              "mean_prefix_tokens": round(float(np.mean([len(x) for x in prefixes])), 1),
+              "mean_candidate_tokens": round(float(np.mean([np.mean([len(s) for s in x]) for x in suffixes])), 1),
+              "modes": {}}
+    runs = {
+        "fp32": lambda: (base, False),
+        "bf16": lambda: (base, True),
+        "bf16_weights": lambda: (build_scorer(model_dir, prompt=prompt, dtype=torch.bfloat16), True),
+        "lora_bf16": lambda: (registry.load(version, dtype=torch.bfloat16), True),
+        "merged_bf16": lambda: (registry.load(version, merge=True, dtype=torch.bfloat16), True),
+        "int8": lambda: (quantized(registry.load(version, merge=True)), False),
+    }
+    for mode in modes:
+        scorer, bf16 = runs[mode]()
+        result["modes"][mode] = timed(scorer, lists, bf16)
+        print(f"{mode:14} p50 {result['modes'][mode]['p50_s']:.3f} s  p95 {result['modes'][mode]['p95_s']:.3f} s",
+              flush=True)
+    if "fp32" in result["modes"]:
+        ref = result["modes"]["fp32"]["p50_s"]
+        result["p50_ratio_to_fp32"] = {m: round(v["p50_s"] / ref, 3) for m, v in result["modes"].items()}
+        print("p50 / fp32 p50:", result["p50_ratio_to_fp32"])
+    write_result(args.json, result)
 
-        prompt = prompt_from_dict(json.loads((Path(args.adapter) / "head.json").read_text())["prompt"])
-    base = build_scorer(args.model, prompt=prompt)
-    pre, suf = zip(*(base.encode(h, c) for h, c in lists))
-    res["mean_prefix_tokens"] = float(np.mean([len(x) for x in pre]))
-    res["mean_candidate_tokens"] = float(np.mean([np.mean([len(s) for s in x]) for x in suf]))
-    if "fp32" in modes:
-        res["modes"]["fp32"] = _time(base, lists, False)
-    if "bf16" in modes:
-        res["modes"]["bf16"] = _time(base, lists, True)
-    if "bf16_weights" in modes:
-        res["modes"]["bf16_weights"] = _time(build_scorer(args.model, prompt=prompt, dtype=torch.bfloat16), lists, True)
-    if args.adapter:
-        if "lora_bf16" in modes:
-            res["modes"]["lora_bf16"] = _time(load_adapter(args.adapter), lists, True)
-        merged = load_adapter(args.adapter, merge=True)
-        if "merged_bf16" in modes:
-            res["modes"]["merged_bf16"] = _time(merged, lists, True)
-        if "merged_bf16_weights" in modes:
-            res["modes"]["merged_bf16_weights"] = _time(load_adapter(args.adapter, merge=True, dtype=torch.bfloat16),
-                                                        lists, True)
-    else:
-        merged = base
-    if "int8" in modes:
-        from torch.ao.quantization import quantize_dynamic
 
-        # the score head vector was already read from lm_head; lm_head itself is never run
-        merged.model = quantize_dynamic(merged.model, {torch.nn.Linear}, dtype=torch.qint8)
-        res["modes"]["int8_dynamic" + ("_merged" if args.adapter else "")] = _time(merged, lists, False)
-    print(json.dumps(res, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+def quantized(scorer):
+    from torch.ao.quantization import quantize_dynamic
+
+    # the score head was read from lm_head at load; lm_head itself never runs
+    scorer.model = quantize_dynamic(scorer.model, {torch.nn.Linear}, dtype=torch.qint8)
+    return scorer
 
 
 if __name__ == "__main__":

@@ -88,8 +88,12 @@ class AdapterVersion:
 
 
 class AdapterRegistry:
-    def __init__(self, root: Path | str):
+    """`models_root`: where base models live (a folder per model name). A version records its base
+    model by name, so it loads in any runtime home (a committed default adapter, a copied home)."""
+
+    def __init__(self, root: Path | str, models_root: Path | str | None = None):
         self.root = Path(root)
+        self.models_root = Path(models_root) if models_root is not None else None
 
     def _versions(self) -> list[str]:
         if not self.root.exists():
@@ -110,6 +114,10 @@ class AdapterRegistry:
         if not _VERSION.match(version) or not p.is_dir():
             raise KeyError(f"no adapter version {version!r} in {self.root}")
         return p
+
+    def model_dir(self, version: str) -> Path:
+        """The base model folder this version was trained on, resolved in this registry's models root."""
+        return base_model_dir(self.path(version), self.models_root)
 
     def publish(self, folder: Path | str) -> str:
         """Copy a finished adapter folder in as the next version; returns its name."""
@@ -187,7 +195,21 @@ class AdapterRegistry:
         problems = self.verify(version)
         if problems:
             raise CorruptAdapter(f"refusing to load {version}: " + "; ".join(problems))
-        return load_adapter(self.path(version), model_dir=model_dir, merge=merge, dtype=dtype)
+        return load_adapter(self.path(version), model_dir=model_dir or self.model_dir(version), merge=merge,
+                            dtype=dtype)
+
+
+def base_model_dir(folder: Path | str, models_root: Path | str | None = None) -> Path:
+    """`models_root/<model_name>` when given, else the absolute folder recorded at training time."""
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    if models_root is not None and cfg.get("model_name"):
+        path = Path(models_root) / cfg["model_name"]
+    else:
+        path = Path(cfg["model_dir"])
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"adapter {Path(folder).name} needs base model {cfg.get('model_name')!r}, "
+                                f"not found at {path}; run `recsys setup --models {cfg.get('model_name')}`")
+    return path
 
 
 def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge: bool = False, dtype=None):
@@ -201,8 +223,7 @@ def load_adapter(folder: Path | str, model_dir: Path | str | None = None, merge:
     from finetune.scorer import RerankScorer, load_base, prompt_from_dict
 
     folder = Path(folder)
-    cfg = json.loads((folder / "config.json").read_text())
-    model_dir = model_dir or cfg["model_dir"]
+    model_dir = model_dir or base_model_dir(folder)
     head = read_head(folder)
     base, tok = load_base(model_dir, dtype=dtype or torch.float32)
     model = PeftModel.from_pretrained(base, str(folder / "adapter"))

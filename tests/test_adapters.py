@@ -125,3 +125,23 @@ def test_save_load_merge_round_trip(tmp_path):
         assert torch.allclose(got, expected, atol=1e-4), (merge, (got - expected).abs().max())
     assert not hasattr(load_adapter(folder, merge=True).model, "disable_adapter")
     del base
+
+
+def test_base_model_is_found_by_name_in_any_home(tmp_path):
+    """A version records its base model by name: copied into another home (or committed), it loads from
+    that home's models folder, and a missing model is a clear error naming the set-up command."""
+    from finetune.adapters import AdapterRegistry, base_model_dir
+
+    folder = _fake_adapter_folder(tmp_path / "a")
+    (folder / "config.json").write_text(json.dumps({"model_dir": "/elsewhere/models/smollm2",
+                                                    "model_name": "smollm2"}))
+    models = tmp_path / "models"
+    (models / "smollm2").mkdir(parents=True)
+    (models / "smollm2" / "config.json").write_text("{}")
+    reg = AdapterRegistry(tmp_path / "adapters", models)
+    version = reg.publish(folder)
+    assert reg.model_dir(version) == models / "smollm2"
+    with pytest.raises(FileNotFoundError, match="recsys setup --models smollm2"):
+        base_model_dir(reg.path(version))  # the recorded absolute folder does not exist here
+    with pytest.raises(FileNotFoundError, match="smollm2"):
+        AdapterRegistry(tmp_path / "adapters", tmp_path / "empty").model_dir(version)

@@ -76,3 +76,29 @@ def test_eval_writes_protocol_stages_and_chart(sasrec_100k, tmp_path):
     assert "ci_low" in saved["lifts"]["rerank_base"]["ndcg@10"]
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert result["like_dislike_auc"]["rerank_base"]["likes"] >= 1
+
+
+def test_train_command_publishes_a_verified_serving_adapter_that_eval_reranks_with(sasrec_100k, tmp_path):
+    from finetune.adapters import AdapterRegistry
+    from assistant.lm_reranking import FUSION_FILE, WEIGHT_GRID, train_reranker
+
+    home, _ = sasrec_100k
+    result = train_reranker(home, "ml-100k", "smollm2", sequential_model_dir(home, "ml-100k"), minutes=None,
+                            max_examples=4, log=lambda *_: None)
+    registry = AdapterRegistry(home.adapters, home.models)
+    version = result["version"]
+    assert registry.serving() == version and result["promoted"]
+    assert registry.verify(version) == []
+    manifest = json.loads((registry.path(version) / "manifest.json").read_text())["files"]
+    assert FUSION_FILE in manifest and "adapter/adapter_model.safetensors" in manifest
+    assert registry.model_dir(version) == home.models / "smollm2"
+    fusion = json.loads((registry.path(version) / FUSION_FILE).read_text())
+    assert fusion["weight"] in {"inf" if math.isinf(w) else str(w) for w in WEIGHT_GRID}
+
+    saved = run_eval(home, "ml-100k", sequential_model_dir(home, "ml-100k"), users=10, seed=1, model_name=None,
+                     adapter_version=None, json_path=tmp_path / "eval.json", include_lm=True)
+    assert saved["adapter"]["version"] == version
+    assert {"rerank_lora", "rerank_lora_alone"} <= set(saved["stages"])
+    assert saved["stages"]["rerank_lora"]["recall@20"] == saved["stages"]["retrieval"]["recall@20"]
+    if fusion["weight"] == "inf":  # the retriever order stands
+        assert saved["stages"]["rerank_lora"]["ndcg@10"] == saved["stages"]["retrieval"]["ndcg@10"]

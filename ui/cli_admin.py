@@ -26,7 +26,8 @@ def cmd_adapters(settings, args) -> int:
     from data.home import RuntimeHome
     from finetune.adapters import AdapterRegistry
 
-    registry = AdapterRegistry(RuntimeHome(settings.home).adapters)
+    home = RuntimeHome(settings.home)
+    registry = AdapterRegistry(home.adapters, home.models)
     if args.action == "list":
         serving = registry.serving()
         versions = registry.versions()
@@ -105,7 +106,7 @@ def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
-    refresh.add_argument("--minutes", type=float, default=10.0, help="training budget (default 10)")
+    refresh.add_argument("--minutes", type=float, default=6.0, help="training budget (default 6; the gate comes on top)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
     refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
