@@ -38,6 +38,7 @@ from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
 from assistant.recommender import Recommender
 from assistant.refresh import RefreshConfig, run_refresh
+from assistant.retriever_training import SEQUENTIAL_KIND, sequential_model_dir, train_retriever
 from assistant.request_parser import Request
 from data.catalogue import Interaction
 from data.feedback import FeedbackStore
@@ -49,6 +50,7 @@ from retrieval.embedder import Embedder
 from retrieval.filters import Constraints
 from retrieval.item_index import ItemIndex
 from retrieval.profiles import ProfileStore, ProfileWeights
+from retrieval.sequential import SASRecRetriever
 from retrieval.vector_store import ChromaLocation, open_client
 
 K = 10
@@ -72,7 +74,8 @@ def _summary(values: list[tuple[float, float]]) -> dict:
 class _World:
     """One state of the system: a data set cut at a time, its vectors and profiles in a private Chroma."""
 
-    def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path):
+    def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path,
+                 sequential_minutes: float = 0.0, log=print):
         self.home = RuntimeHome(root).ensure()
         self.home.models.rmdir()
         self.home.models.symlink_to(home_models.resolve(), target_is_directory=True)
@@ -80,8 +83,16 @@ class _World:
         self.dataset = Dataset(self.home.dataset_db(name))
         self.client = open_client(ChromaLocation(path=self.home.chroma))
         index_dataset(self.dataset, self.client, embedder, ProfileWeights(), progress=False)
+        sequential, sequential_index = None, None
+        self.sequential_report = None
+        if sequential_minutes > 0:  # a SASRec trained on this world's interactions only
+            self.sequential_report = train_retriever(self.home, name, self.client, minutes=sequential_minutes,
+                                                     max_epochs=None, log=log)
+            sequential = SASRecRetriever.load(sequential_model_dir(self.home, name))
+            sequential_index = ItemIndex(self.client, name, kind=SEQUENTIAL_KIND, space="ip")
         self.recommender = Recommender(self.dataset, ItemIndex(self.client, name),
-                                       ProfileStore(self.client, name, ProfileWeights()), embedder, FusionWeights())
+                                       ProfileStore(self.client, name, ProfileWeights()), embedder, FusionWeights(),
+                                       sequential=sequential, sequential_index=sequential_index)
         self.assistant = Assistant(self.recommender, FeedbackStore(self.home.feedback_db()), diversity=0.0,
                                    dislike_penalty=0.0)
 
@@ -98,7 +109,8 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
 
 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
-                 refresh_minutes: float = 10.0, model: str = "smollm2", log=print) -> dict:
+                 refresh_minutes: float = 6.0, model: str = "smollm2", sequential_minutes: float = 0.0,
+                 log=print) -> dict:
     started = time.perf_counter()
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
@@ -128,7 +140,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     shutil.rmtree(work, ignore_errors=True)
     embedder = Embedder(cache_path=home.embedding_cache())
     name = f"{dataset_name}-t0"
-    world = _World(work / "t0", name, items, before, embedder, home.models)
+    world = _World(work / "t0", name, items, before, embedder, home.models, sequential_minutes, log)
     history_t0 = {user: world.dataset.user_history(user) for user in chosen}
 
     stale, shown_lists = [], {}
@@ -165,9 +177,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         immediate.append(_metrics(pool, targets[user]))
     log(f"immediate: {_summary(immediate)}")
 
+    refresh_started = time.perf_counter()
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=60, min_held_out=20,
                                                           max_gate_lists=100, threads=1, seed=seed), log=log)
+    refresh_seconds = refresh.get("refresh_seconds") or round(time.perf_counter() - refresh_started, 1)
     registry = AdapterRegistry(world.home.adapters, world.home.models)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
@@ -180,7 +194,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"refreshed: {_summary(refreshed)} (adapter {refresh.get('version')}: {refresh.get('decision')})")
 
     up_to_t1 = [x for x in rows if x.timestamp <= t1]
-    rebuilt = _World(work / "t1", name, items, up_to_t1, embedder, home.models)
+    rebuilt = _World(work / "t1", name, items, up_to_t1, embedder, home.models, sequential_minutes, log)
     retrained = []
     for user in chosen:
         history = rebuilt.dataset.user_history(user)
@@ -211,12 +225,16 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike; "
                         "shown list = the T0 system's top 19 + the rated item at its rank or a random slot",
             "feedback_events": len(stream), "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
-            "sequential_retriever": "not used (the T0 system has no SASRec)"},
+            "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
+                                     "budget each), fused with the profile; its user state reads the history, "
+                                     "feedback included" if sequential_minutes > 0
+                                     else "not used (profile only)"),
+            "sequential_training": {"t0": world.sequential_report, "t1": rebuilt.sequential_report}},
         "stale": _summary(stale), "immediate": _summary(immediate), "refreshed": _summary(refreshed),
         "retrained": _summary(retrained),
         "forgetting": round(forgetting, 4),
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4)},
-        "refresh_seconds": refresh.get("refresh_seconds"),
+        "refresh_seconds": refresh_seconds,
         "refresh": {k: v for k, v in refresh.items() if k != "gate"}, "gate": refresh.get("gate"),
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }

@@ -250,7 +250,7 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
         (loss / config.grad_accum).backward()
         pending += 1
         state["seen"] += 1
-        state["losses"].append(float(loss))
+        state["losses"].append(float(loss.detach()))
         if pending == config.grad_accum:
             warm = min(1.0, (state["step"] + 1) / max(config.warmup_steps, 1))
             for g, lr in zip(opt.param_groups, base_lrs):

@@ -18,3 +18,31 @@ from assistant.temporal_eval import _metrics
 def test_ndcg_and_recall_at_10(ranked, targets, ndcg, recall):
     got_ndcg, got_recall = _metrics(ranked, targets)
     assert got_ndcg == pytest.approx(ndcg) and got_recall == pytest.approx(recall)
+
+
+def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_path):
+    """The whole protocol on ML-100K with a SASRec per world: every configuration is reported on the
+    same users, the stream goes through the feedback store, and the T0 world never saw a later event."""
+    import json
+
+    from assistant.temporal_eval import run_temporal
+    from data.home import RuntimeHome
+
+    source, _, _ = ml100k
+    home = RuntimeHome(tmp_path / "home").ensure()
+    for name in ("datasets", "models", "cache"):
+        getattr(home, name).rmdir()
+        getattr(home, name).symlink_to(getattr(source, name).resolve(), target_is_directory=True)
+    out = tmp_path / "temporal.json"
+    result = run_temporal(home, "ml-100k", users=15, seed=0, json_path=out, refresh_minutes=0.1,
+                          sequential_minutes=0.2, log=lambda *_: None)
+    saved = json.loads(out.read_text())
+    assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
+    for key in ("stale", "immediate", "refreshed", "retrained"):
+        assert saved[key]["users"] == 15 and 0.0 <= saved[key]["ndcg@10"] <= 1.0
+        assert 0.0 <= saved[key]["recall@10"] <= 1.0
+    assert 0.0 <= saved["forgetting"] <= 1.0 and saved["refresh_seconds"] > 0
+    training = saved["protocol"]["sequential_training"]
+    assert training["t0"]["epochs_run"] >= 1 and training["t1"]["epochs_run"] >= 1
+    assert saved["protocol"]["T0"] < saved["protocol"]["T1"] < saved["protocol"]["T2"]
+    assert result["refresh"]["decision"] in {"promoted", "rejected", "skipped"}

@@ -182,7 +182,8 @@ def cmd_eval(settings, args) -> int:
         from assistant.temporal_eval import run_temporal
 
         result = run_temporal(home, args.dataset, args.users, args.seed, Path(args.json) if args.json else None,
-                              refresh_minutes=args.refresh_minutes, model=args.model or "smollm2")
+                              refresh_minutes=args.refresh_minutes, model=args.model or "smollm2",
+                              sequential_minutes=args.retriever_minutes)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         print(f"forgetting {result['forgetting']:.4f}; refresh {result['refresh_seconds']} s "
@@ -252,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", choices=["smollm2", "qwen"], help="base model when no adapter exists")
     ev.add_argument("--adapter", help="adapter version (default: the serving one)")
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
-    ev.add_argument("--refresh-minutes", type=float, default=10.0, help="temporal protocol: refresh training budget")
+    ev.add_argument("--refresh-minutes", type=float, default=6.0, help="temporal protocol: refresh training budget")
+    ev.add_argument("--retriever-minutes", type=float, default=0.0,
+                    help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--json", help="write the result here (and a PNG chart beside it)")
     ev.set_defaults(func=cmd_eval)
     serve = sub.add_parser("serve", help="start the chat UI (127.0.0.1 unless --host)")
