@@ -111,7 +111,7 @@ def chart(result: dict, path: Path) -> None:
 
 def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: int, seed: int,
              model_name: str | None, adapter_version: str | None, json_path: Path | None,
-             include_lm: bool = True) -> dict:
+             include_lm: bool = True, include_base: bool = True) -> dict:
     import torch
 
     from finetune.adapters import AdapterRegistry
@@ -127,8 +127,9 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
         version = adapter_version or registry.serving() or (registry.versions()[-1].version if registry.versions() else None)
         lora = registry.load(version, dtype=torch.bfloat16) if version else None
         model_dir = registry.model_dir(version) if version else home.models / (model_name or "smollm2")
-        base = build_scorer(model_dir, dtype=torch.bfloat16)
-        rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base")
+        base = build_scorer(model_dir, dtype=torch.bfloat16) if include_base or lora is None else None
+        if base is not None:
+            rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base")
         if lora is not None:
             fusion = json.loads((registry.path(version) / FUSION_FILE).read_text())
             weight = math.inf if fusion["weight"] == "inf" else float(fusion["weight"])
@@ -137,8 +138,9 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
                                                          shared)
             rerankers["rerank_lora"] = lm_reranker(context, user_by_history, lora, weight, "rerank_lora", shared)
             extra["adapter"] = {"version": version, "fusion_weight": fusion["weight"], "model_dir": str(model_dir)}
-            extra["like_dislike_auc"] = {"rerank_base": like_dislike_auc(context, base, chosen),
-                                         "rerank_lora": like_dislike_auc(context, lora, chosen)}
+            extra["like_dislike_auc"] = {"rerank_lora": like_dislike_auc(context, lora, chosen)}
+            if base is not None:
+                extra["like_dislike_auc"]["rerank_base"] = like_dislike_auc(context, base, chosen)
         else:
             extra["like_dislike_auc"] = {"rerank_base": like_dislike_auc(context, base, chosen)}
     result = evaluate(context.split, model_ranker(context.sequential, context.sequential.item_ids),

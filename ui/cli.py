@@ -192,7 +192,8 @@ def cmd_eval(settings, args) -> int:
     if args.protocol != "loo":
         raise SystemExit("recsys eval: --protocol is loo (leave-last-out by timestamp) or temporal")
     result = run_eval(home, args.dataset, sequential_model_dir(home, args.dataset), args.users, args.seed,
-                      args.model, args.adapter, Path(args.json) if args.json else None, include_lm=not args.no_lm)
+                      args.model, args.adapter, Path(args.json) if args.json else None, include_lm=not args.no_lm,
+                      include_base=not args.no_base)
     stages = {k: v for k, v in result["stages"].items() if k != "candidate_recall"}
     print(format_report({**result, "stages": stages}))
     for name, auc in result.get("like_dislike_auc", {}).items():
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", choices=["smollm2", "qwen"], help="base model when no adapter exists")
     ev.add_argument("--adapter", help="adapter version (default: the serving one)")
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
+    ev.add_argument("--no-base", action="store_true",
+                    help="skip the rerank_base stage (the LM without its adapter) when an adapter is evaluated")
     ev.add_argument("--refresh-minutes", type=float, default=6.0, help="temporal protocol: refresh training budget")
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
