@@ -23,18 +23,27 @@ from data.home import RuntimeHome
 
 
 def lm_reranker(context: RerankContext, user_by_history: dict[tuple, str], scorer, weight: float | None,
-                label: str, cache: dict | None = None):
+                label: str, cache: dict | None = None, target_scores: dict | None = None):
     """A Reranker for assistant.evaluation: (histories, candidate ids) -> scores. Stages sharing a
-    scorer share `cache`, so the LM runs once per user for 'alone' and 'fused'."""
+    scorer share `cache`, so the LM runs once per user for 'alone' and 'fused'. The user's test item
+    is scored in the same batch (a candidate's score does not depend on the others, see
+    finetune.scorer), only to fill `target_scores` for the like/dislike AUC: it never enters a ranking."""
     cache = {} if cache is None else cache
 
     def rerank(histories, candidates):
         out = np.zeros((len(histories), len(candidates[0]) if candidates else 0))
         for row, (history, cands) in enumerate(tqdm(list(zip(histories, candidates)), desc=label, unit="user")):
-            texts = context.liked_texts(user_by_history[tuple(history)], history)
+            user = user_by_history[tuple(history)]
+            texts = context.liked_texts(user, history)
             key = (tuple(history), tuple(cands))
             if key not in cache:
-                cache[key] = np.asarray(scorer.rerank_scores(texts, [context.texts[c] for c in cands], bf16=True))
+                target = context.split.test.get(user)
+                extra = [target] if target is not None and target not in cands else []
+                scores = np.asarray(scorer.rerank_scores(texts, [context.texts[c] for c in list(cands) + extra],
+                                                         bf16=True))
+                cache[key] = scores[: len(cands)]
+                if target is not None and target_scores is not None:
+                    target_scores[user] = float(scores[-1] if extra else scores[list(cands).index(target)])
             lm = cache[key]
             if weight is None:
                 out[row] = lm
@@ -65,16 +74,15 @@ def auc_with_ci(pos: np.ndarray, neg: np.ndarray, n_boot: int = 1000, seed: int 
             "ci_high": float(np.percentile(boots, 97.5)), "likes": int(len(pos)), "dislikes": int(len(neg))}
 
 
-def like_dislike_auc(context: RerankContext, scorer, users: list[str]) -> dict:
+def like_dislike_auc(context: RerankContext, target_scores: dict[str, float]) -> dict:
+    """AUC of the LM's scores of the users' test items: rated >= 4 (like) against <= 2 (dislike)."""
     pos, neg = [], []
-    for user in tqdm(users, desc="auc", unit="user"):
-        target = context.split.test.get(user)
-        rating = context.ratings[user].get(target) if target else None
-        if rating is None or 2 < rating < 4:
-            continue
-        texts = context.liked_texts(user, context.split.history(user, "test"))
-        score = scorer.rerank_scores(texts, [context.texts[target]], bf16=True)[0]
-        (pos if rating >= 4 else neg).append(score)
+    for user, score in target_scores.items():
+        rating = context.ratings[user].get(context.split.test[user])
+        if rating is not None and rating >= 4:
+            pos.append(score)
+        elif rating is not None and rating <= 2:
+            neg.append(score)
     return auc_with_ci(np.array(pos), np.array(neg))
 
 
@@ -122,6 +130,7 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
     user_by_history = {tuple(context.split.history(u, "test")): u for u in chosen}
     rerankers = {}
     extra = {}
+    target_scores: dict[str, dict[str, float]] = {}
     if include_lm:
         registry = AdapterRegistry(home.adapters, home.models)
         version = adapter_version or registry.serving() or (registry.versions()[-1].version if registry.versions() else None)
@@ -129,24 +138,24 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
         model_dir = registry.model_dir(version) if version else home.models / (model_name or "smollm2")
         base = build_scorer(model_dir, dtype=torch.bfloat16) if include_base or lora is None else None
         if base is not None:
-            rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base")
+            target_scores["rerank_base"] = {}
+            rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base",
+                                                   target_scores=target_scores["rerank_base"])
         if lora is not None:
             fusion = json.loads((registry.path(version) / FUSION_FILE).read_text())
             weight = math.inf if fusion["weight"] == "inf" else float(fusion["weight"])
             shared: dict = {}
+            target_scores["rerank_lora"] = {}
             rerankers["rerank_lora_alone"] = lm_reranker(context, user_by_history, lora, None, "rerank_lora_alone",
-                                                         shared)
+                                                         shared, target_scores["rerank_lora"])
             rerankers["rerank_lora"] = lm_reranker(context, user_by_history, lora, weight, "rerank_lora", shared)
             extra["adapter"] = {"version": version, "fusion_weight": fusion["weight"], "model_dir": str(model_dir)}
-            extra["like_dislike_auc"] = {"rerank_lora": like_dislike_auc(context, lora, chosen)}
-            if base is not None:
-                extra["like_dislike_auc"]["rerank_base"] = like_dislike_auc(context, base, chosen)
-        else:
-            extra["like_dislike_auc"] = {"rerank_base": like_dislike_auc(context, base, chosen)}
     result = evaluate(context.split, model_ranker(context.sequential, context.sequential.item_ids),
                       item_ids=context.sequential.item_ids, rerankers=rerankers, users=users, seed=seed,
                       dataset=dataset_name)
     result["stages"]["candidate_recall"] = {"recall@20": result["candidates"]["candidate_recall@20"]}
+    if target_scores:
+        extra["like_dislike_auc"] = {name: like_dislike_auc(context, scores) for name, scores in target_scores.items()}
     result["protocol"]["retrieval"] = "SASRec (full-softmax CE), trained on the training period"
     result["protocol"]["rerank_scores"] = ("rerank_base / rerank_lora_alone: LM Yes-No score alone; rerank_lora: "
                                            "LM + w x zscore(retriever), w fitted on disjoint users' validation items")
