@@ -137,9 +137,15 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    model_dir = home.models / config.model
+    registry = AdapterRegistry(home.adapters, home.models)
+    serving = registry.serving()
+    # a refresh continues the serving adapter, so it trains on that adapter's base model
+    model_dir = registry.model_dir(serving) if serving else home.models / config.model
+    if serving and model_dir.name != config.model:
+        log(f"refresh: the serving adapter {serving} is on {model_dir.name}; refreshing it on {model_dir.name}, "
+            f"not {config.model}")
     if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(f"model {config.model!r} is not converted; run `recsys setup --models {config.model}`")
+        raise FileNotFoundError(f"model {model_dir.name!r} is not converted; run `recsys setup --models {model_dir.name}`")
     store = FeedbackStore(home.feedback_db())
     previous = read_state(home).get(dataset_name, {})
     cursor = store.last_seq()
@@ -170,8 +176,6 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
         return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists)}
 
-    registry = AdapterRegistry(home.adapters, home.models)
-    serving = registry.serving()
     if serving:
         serving_folder = registry.path(serving)
         train_config = TrainConfig.from_dict(json.loads((serving_folder / "config.json").read_text())["train"])

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -72,9 +73,11 @@ def _poison(home, n_users=50, per_user=2, seed=0) -> int:
 def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, smollm2_dir):
     serving = _serve_a_small_adapter(refresh_home, smollm2_dir)
     events = _poison(refresh_home)
-    result = run_refresh(refresh_home, "ml-100k", FAST, log=lambda *_: None)
+    # asked for another model, the refresh still continues the serving adapter on its own base model
+    result = run_refresh(refresh_home, "ml-100k", replace(FAST, model="qwen"), log=lambda *_: None)
     registry = AdapterRegistry(refresh_home.adapters)
     assert result["decision"] == "rejected", result["gate"]
+    assert registry.versions()[-1].config["model_name"] == "smollm2"
     assert registry.serving() == serving
     kept = registry.versions()[-1]
     assert kept.version == result["version"] and kept.metrics["gate"]["decision"] == "rejected"
