@@ -40,9 +40,10 @@ REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 
 
-def private_home(runtime) -> Path:
+def private_home(runtime, version: str | None = None) -> Path:
     """The bench's temporary directory as a runtime home: data sets and models linked, the serving
-    adapter copied (so the refresh starts from it and a promotion never touches the real registry)."""
+    adapter (or `version`) copied in and served (so the refresh starts from it and a promotion never
+    touches the real registry)."""
     from finetune.adapters import AdapterRegistry
 
     root = runtime.tmp
@@ -50,7 +51,7 @@ def private_home(runtime) -> Path:
         if not (root / name).exists():
             (root / name).symlink_to(getattr(runtime.home, name).resolve(), target_is_directory=True)
     source = AdapterRegistry(runtime.home.adapters, runtime.home.models)
-    serving = source.serving()
+    serving = version or source.serving()
     if serving:
         target = AdapterRegistry(root / "adapters", root / "models")
         shutil.copytree(source.path(serving), target.root / serving)
@@ -111,6 +112,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--model", choices=("smollm2", "qwen"), default="smollm2")
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between turns during the refresh")
+    ap.add_argument("--version", help="adapter version to serve and refresh from (default: the home's serving one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=HERE / "results" / "refresh_serving.json")
     args = ap.parse_args()
@@ -122,7 +124,7 @@ def main() -> int:
 
     runtime = open_bench_assistant(args.dataset)
     try:
-        root = private_home(runtime)
+        root = private_home(runtime, args.version)
         assistant = runtime.assistant
         registry = AdapterRegistry(root / "adapters", root / "models")
         if registry.serving():
