@@ -32,7 +32,7 @@ class RefreshScheduler(threading.Thread):
         self.poll_seconds = poll_seconds
         self.log = log
         self.runs: list[dict] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._last_seq = store.last_seq()
         self._last_time = time.time()
 
@@ -62,9 +62,9 @@ class RefreshScheduler(threading.Thread):
         return proc.returncode
 
     def run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        while not self._stopping.wait(self.poll_seconds):
             if self.due():
                 self.run_once()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()

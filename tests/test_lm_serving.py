@@ -88,3 +88,13 @@ def test_scheduler_triggers_on_event_count(tmp_path):
     assert scheduler.command()[-6:] == ["--dataset", "ml-100k", "--model", "smollm2", "--threads", "1"]
     with pytest.raises(ValueError):
         RefreshScheduler(store, "ml-100k", every_events=0, every_minutes=0)
+
+
+def test_scheduler_stops_and_joins(tmp_path):
+    """The stop flag must not shadow Thread._stop (join() and fork() call it)."""
+    scheduler = RefreshScheduler(FeedbackStore(tmp_path / "events.sqlite"), "ml-100k", every_events=1,
+                                 every_minutes=0, poll_seconds=0.05)
+    scheduler.start()
+    scheduler.stop()
+    scheduler.join(timeout=5)
+    assert not scheduler.is_alive()
