@@ -27,7 +27,7 @@ from assistant.reranker_data import assert_no_leakage, build_examples, item_text
 from data.home import RuntimeHome
 from data.splits import leave_last_out
 from data.store import Dataset
-from finetune.adapters import AdapterRegistry
+from finetune.adapters import AdapterRegistry, load_adapter
 from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import MODEL_FILE, SASRecRetriever
 
@@ -143,8 +143,6 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
                    extra_summary={"dataset": dataset_name, "split": "leave-last-out, validation items as targets",
                                   "candidates": f"SASRec top-{N_CANDIDATES}, history removed"}, log=log)
     import torch
-
-    from finetune.adapters import load_adapter
 
     folder = Path(result["adapter_dir"])
     scorer = load_adapter(folder, model_dir=model_dir, dtype=torch.bfloat16)

@@ -152,7 +152,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     new_events = store.events(dataset_name, after_seq=int(previous.get("last_seq", 0)))
     if len(new_events) < config.min_new_events:
         log(f"refresh: {len(new_events)} new feedback events (need {config.min_new_events}); nothing to do")
-        return {"decision": "skipped", "new_events": len(new_events)}
+        return {"decision": "skipped", "new_events": len(new_events),
+                "refresh_seconds": round(time.perf_counter() - started, 1)}
     dataset = Dataset(home.dataset_db(dataset_name))
     texts = item_texts(dataset.items())
     events = store.events(dataset_name)
@@ -174,7 +175,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         f"{n_replay} replay lists in the mix, {len(replay_eval)} replay lists for the gate")
     if not train_lists:
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
-        return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists)}
+        return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists),
+                "refresh_seconds": round(time.perf_counter() - started, 1)}
 
     if serving:
         serving_folder = registry.path(serving)

@@ -22,7 +22,7 @@ average (before/after) are recorded: the machine is shared, so compare numbers f
     .venv/bin/python bench/bench_load.py [--dataset ml-100k|ml-1m] [--sessions 20] [--turns 5]
         [--turn-concurrency N] [--json bench/results/load_ml-100k.json]
 """
-import _common  # noqa: F401  (offline switches first)
+import _common  # offline switches first
 
 import argparse
 import json
@@ -47,10 +47,7 @@ from ui.config import load_settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-FIRST = ["a funny 90s comedy", "scary movies from the 80s but nothing too gory", "a smart sci-fi film",
-         "a western from the 60s", "romantic comedies from the early 90s", "crime thrillers without romance",
-         "an animated film for kids", "a war drama from before 1970", "something like Alien",
-         "a feel-good adventure movie"]
+FIRST = _common.FIRST_REQUESTS
 REFINE = ["no romance", "older ones", "more like the second one", "something else", "from the 70s",
           "less violent", "newer ones", "a mystery from the 50s instead", "sci-fi but not horror", "with some action"]
 

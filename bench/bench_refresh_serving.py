@@ -17,7 +17,7 @@ wall time (target <= 10 min for 500 events with SmolLM2).
 
     .venv/bin/python bench/bench_refresh_serving.py [--json bench/results/refresh_serving.json]
 """
-import _common  # noqa: F401  (offline switches first)
+import _common  # offline switches first
 
 import argparse
 import json
@@ -34,7 +34,7 @@ import torch
 torch.set_num_threads(1)
 
 from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
-from bench_turn_latency import FIRST, sessions  # noqa: E402
+from bench_turn_latency import sessions  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def record_events(assistant, dataset, n_events: int, seed: int) -> dict:
         if not rated:
             continue
         session = assistant.new_session(user)
-        reply = assistant.reply(session, rng.choice(FIRST))
+        reply = assistant.reply(session, rng.choice(_common.FIRST_REQUESTS))
         shown = [r.item.item_id for r in reply.items]
         recorded["users"] += 1
         for x in rated[: n_events - recorded["events"]]:

@@ -16,7 +16,7 @@ SASRec checkpoint (hybrid text + sequential candidates), its vectors published i
 
     .venv/bin/python bench/bench_turn_latency.py [--json bench/results/turn_latency.json]
 """
-import _common  # noqa: F401  (offline switches first)
+import _common  # offline switches first
 
 import argparse
 import random
@@ -31,10 +31,7 @@ torch.set_num_threads(1)
 from _assistant_bench import machine, open_bench_assistant, write_result  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-FIRST = ["a funny 90s comedy", "scary movies from the 80s but nothing too gory", "a smart sci-fi film",
-         "a western from the 60s", "romantic comedies from the early 90s", "crime thrillers without romance",
-         "an animated film for kids", "a war drama from before 1970", "something like Alien",
-         "a feel-good adventure movie"]
+FIRST = _common.FIRST_REQUESTS
 REFINE = ["no romance", "older ones", "more like the second one", "not that one", "something else",
           "from the 70s", "less violent", "newer ones", "a mystery from the 50s instead", "sci-fi but not horror"]
 COLD = ["I loved Heat and Ronin", "I really liked Toy Story and Babe", "my favourites are Alien and The Terminator"]

@@ -85,6 +85,7 @@ def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, sm
     assert FeedbackStore(refresh_home.feedback_db()).count() == events
     again = run_refresh(refresh_home, "ml-100k", FAST, log=lambda *_: None)
     assert again["decision"] == "skipped"  # the cursor moved: no new events, no new version
+    assert again["refresh_seconds"] >= 0
 
 
 @needs_model
