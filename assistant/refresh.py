@@ -9,6 +9,9 @@
    held-out users' feedback, and replay lists of data set users that neither saw in training.
    It promotes only if the candidate's held-out NDCG@10 gain is above the margin with a 95%
    bootstrap interval above zero, and replay NDCG@10 does not drop by more than the tolerance.
+   The gate has a time budget: lists are scored by both versions in a fixed seeded order,
+   held-out and replay alternating, until the budget ends; the decision uses the lists both
+   versions scored (fewer lists give a wider interval, never a looser rule).
 4. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
    serving-pointer switch. The feedback store is only read, so killing a refresh loses nothing.
 """
@@ -41,7 +44,8 @@ STATE_FILE = "refresh_state.json"
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
-    minutes: float = 6.0  # training budget (+ the gate: a 500-event refresh fits in 10 min)
+    minutes: float = 5.0  # training budget
+    gate_minutes: float | None = 3.5  # scoring budget of the gate (None: every list); with training, <= 10 min
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
@@ -81,6 +85,32 @@ def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
                                                  example.request), dtype=np.float64)
         ranks.append(1 + int((scores > scores[example.target]).sum()))
     return ndcg_at_k(np.array(ranks, dtype=np.float64), k)
+
+
+def paired_gate_scores(candidate, reference, held: list[RerankExample], replay: list[RerankExample],
+                       budget_s: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NDCG@10 of each list under both scorers, held-out and replay lists alternating, until the budget ends.
+
+    Returns (candidate held, reference held, candidate replay, reference replay); index i of a
+    candidate array and of its reference array are the same list.
+    """
+    order = [("held", x) for x in held]
+    for n, example in enumerate(replay):
+        order.insert(min(2 * n + 1, len(order)), ("replay", example))
+    scored: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"held": [], "replay": []}
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    for kind, example in order:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        scored[kind].append((list_ndcg(candidate, [example]), list_ndcg(reference, [example])))
+
+    def columns(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        if not scored[kind]:
+            return np.zeros(0), np.zeros(0)
+        cand, ref = zip(*scored[kind])
+        return np.concatenate(cand), np.concatenate(ref)
+
+    return (*columns("held"), *columns("replay"))
 
 
 def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidate_replay: np.ndarray,
@@ -199,16 +229,20 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     from finetune.scorer import build_scorer
 
     dtype = torch.bfloat16
-    log(f"gate: scoring {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists, twice")
+    budget = None if config.gate_minutes is None else config.gate_minutes * 60.0
+    log(f"gate: scoring up to {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists with "
+        f"both versions" + ("" if budget is None else f", for at most {config.gate_minutes:g} min"))
+    gate_started = time.perf_counter()
     candidate = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
-    cand_held, cand_replay = list_ndcg(candidate, held_lists), list_ndcg(candidate, replay_eval)
-    del candidate
     reference = (registry.load(serving, model_dir=model_dir, dtype=dtype) if serving
                  else build_scorer(model_dir, train_config.prompt, train_config.head, dtype=dtype))
-    serv_held, serv_replay = list_ndcg(reference, held_lists), list_ndcg(reference, replay_eval)
-    del reference
+    cand_held, serv_held, cand_replay, serv_replay = paired_gate_scores(candidate, reference, held_lists,
+                                                                        replay_eval, budget)
+    del candidate, reference
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
-    gate["compared_with"] = serving or "base model (no adapter served yet)"
+    gate.update(compared_with=serving or "base model (no adapter served yet)",
+                lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
+                gate_seconds=round(time.perf_counter() - gate_started, 1))
     metrics_path = candidate_folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     metrics["gate"] = gate

@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assistant.refresh import RefreshConfig, gate_decision, run_refresh
+from assistant.refresh import RefreshConfig, gate_decision, list_ndcg, paired_gate_scores, run_refresh
+from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
@@ -32,6 +33,51 @@ def test_gate_rules():
     assert gate_decision(up, down, replay * 0.9, replay, config)["decision"] == "rejected"  # forgets: 10% drop
     assert gate_decision(up[:2], down[:2], replay, replay, config)["decision"] == "rejected"  # too few lists
     assert gate_decision(up, up, replay, replay, config)["decision"] == "rejected"  # no gain
+
+
+class _ScoresBy:
+    """Scores a list by its retriever scores (reversed: the opposite ranking), taking ``delay`` seconds."""
+
+    def __init__(self, reverse=False, delay=0.0):
+        self.reverse, self.delay, self.calls = reverse, delay, 0
+
+    def rerank_scores(self, history, candidates, retriever_scores, request=""):
+        self.calls += 1
+        time.sleep(self.delay)
+        return [-x if self.reverse else x for x in retriever_scores]
+
+
+def _lists(n, seed):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        scores = [rng.random() for _ in range(10)]
+        out.append(RerankExample(f"u{i}", ["A (1990)"], [f"c{j}" for j in range(10)], rng.randrange(10), scores))
+    return out
+
+
+def test_gate_scores_pair_each_list_and_cover_everything_without_a_budget():
+    held, replay = _lists(7, 0), _lists(4, 1)
+    cand, ref = _ScoresBy(), _ScoresBy(reverse=True)
+    ch, rh, cr, rr = paired_gate_scores(cand, ref, held, replay, budget_s=None)
+    assert (len(ch), len(rh), len(cr), len(rr)) == (7, 7, 4, 4)
+    np.testing.assert_allclose(ch, list_ndcg(cand, held))
+    np.testing.assert_allclose(rh, list_ndcg(ref, held))
+    np.testing.assert_allclose(cr, list_ndcg(cand, replay))
+    np.testing.assert_allclose(rr, list_ndcg(ref, replay))
+
+
+def test_gate_budget_stops_scoring_keeps_both_kinds_and_pairs():
+    held, replay = _lists(40, 2), _lists(40, 3)
+    cand, ref = _ScoresBy(delay=0.02), _ScoresBy(reverse=True, delay=0.02)
+    ch, rh, cr, rr = paired_gate_scores(cand, ref, held, replay, budget_s=0.5)
+    assert 0 < len(ch) < 40 and 0 < len(cr) < 40  # stopped early, with held-out and replay lists alternating
+    assert abs(len(ch) - len(cr)) <= 1 and len(ch) == len(rh) and len(cr) == len(rr)
+    assert cand.calls == ref.calls == len(ch) + len(cr)
+    np.testing.assert_allclose(ch, list_ndcg(cand, held[:len(ch)]))  # the first lists in the fixed order
+    nothing = paired_gate_scores(cand, ref, held, replay, budget_s=0.0)
+    assert all(len(x) == 0 for x in nothing)
+    assert gate_decision(*nothing, RefreshConfig())["decision"] == "rejected"
 
 
 @pytest.fixture

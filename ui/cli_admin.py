@@ -95,7 +95,8 @@ def cmd_refresh(settings, args) -> int:
 
     config = RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
                            min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
-                           threads=args.threads, seed=args.seed)
+                           threads=args.threads, seed=args.seed,
+                           gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None)
     result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config)
     if args.json:
         print(json.dumps(result, default=str))
@@ -106,7 +107,9 @@ def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
-    refresh.add_argument("--minutes", type=float, default=6.0, help="training budget (default 6; the gate comes on top)")
+    refresh.add_argument("--minutes", type=float, default=5.0, help="training budget (default 5; the gate comes on top)")
+    refresh.add_argument("--gate-minutes", type=float, default=3.5,
+                         help="scoring budget of the gate (default 3.5; 0 scores every list)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
     refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
