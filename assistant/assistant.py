@@ -194,7 +194,7 @@ class Assistant:
         return Reply("cold_start" if turn.kind == "cold_start" else "recommendations", text, result.items,
                      request, timings)
 
-    def _lm_order(self, request: Request, chosen: list[tuple[Item, float]], history: list[Interaction]
+    def lm_order(self, request: Request, chosen: list[tuple[Item, float]], history: list[Interaction]
                   ) -> list[tuple[Item, float]]:
         """The serving LoRA reranker over the top candidates (fused with the retriever score by the
         weight fitted on held-out users); unchanged when no adapter serves or retrieval order stands."""
@@ -218,7 +218,7 @@ class Assistant:
             if len(chosen) <= 1:
                 return chosen
             if self.lm is not None:
-                chosen = self._lm_order(request, chosen, history)
+                chosen = self.lm_order(request, chosen, history)
             ids = [item.item_id for item, _ in chosen]
             vectors = self.recommender.item_vectors(ids + sorted(disliked))
             if any(i not in vectors for i in ids):

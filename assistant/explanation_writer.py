@@ -34,8 +34,6 @@ from data.catalogue import Interaction, Item
 from data.summaries import match_key
 from retrieval.filters import Constraints
 
-LIKED_RATING = 4.0  # the same threshold as Recommender._explain
-LIKED_WINDOW = 200  # the same window of recent likes as Recommender._explain
 WRITERS = EXPLANATION_WRITERS
 MAX_CHARS = 320
 MIN_WORDS = 5
@@ -143,18 +141,10 @@ class Evidence:
 
 def gather_evidence(recommender, items: Sequence[Item], request, history: Sequence[Interaction],
                     max_liked: int = 1) -> list[Evidence]:
-    """Evidence per item, computed the way `Recommender._explain` computes the template's: liked = the
-    last 200 rated >= 4, the vectors the recommender uses (sequential when it has them, else text), the
+    """Evidence per item, from the vectors `Recommender._explain` uses (`Recommender.evidence_vectors`): the
     closest liked item sharing a genre. `max_liked` > 1 adds the next closest ones."""
     catalogue = recommender.items
-    liked = [x for x in history if x.rating >= LIKED_RATING and x.item_id in catalogue][-LIKED_WINDOW:]
-    needed = [x.item_id for x in liked] + [item.item_id for item in items]
-    if getattr(recommender, "sequential", None) is not None:
-        seq = recommender.sequential_vectors
-        vectors = {i: seq[i] / np.linalg.norm(seq[i]) for i in needed if i in seq}
-    else:
-        vectors = recommender.index.vectors(needed) if needed else {}
-    liked_vectors = [(x, vectors[x.item_id]) for x in liked if x.item_id in vectors]
+    vectors, liked_vectors = recommender.evidence_vectors(history, [item.item_id for item in items])
     references = tuple(getattr(request, "references", ()) or ())
     reference = catalogue.get(references[0]) if references else None
     constraints = request.constraints

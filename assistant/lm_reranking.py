@@ -136,7 +136,7 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
     random.Random(seed).shuffle(examples)
     fit = validation_examples(context, fit_users)
     log(f"{len(examples)} training lists (target found by the retriever), {len(fit)} fit lists")
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     run_dir = home.root / "runs" / f"rerank-{dataset_name}-{model_name}"
     result = train(model_dir, examples, TrainConfig(seed=seed), out_dir=run_dir, minutes=minutes,
                    max_examples=max_examples,

@@ -132,7 +132,7 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
     extra = {}
     target_scores: dict[str, dict[str, float]] = {}
     if include_lm:
-        registry = AdapterRegistry(home.adapters, home.models)
+        registry = AdapterRegistry.of_home(home)
         version = adapter_version or registry.serving() or (registry.versions()[-1].version if registry.versions() else None)
         lora = registry.load(version, dtype=torch.bfloat16) if version else None
         model_dir = registry.model_dir(version) if version else home.models / (model_name or "smollm2")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from retrieval.item_index import ItemIndex
 from retrieval.profiles import ProfileStore
 
 LIKED_RATING = 4.0
+LIKED_WINDOW = 200  # recent likes an explanation may cite
 
 
 class UnknownUser(LookupError):
@@ -185,16 +186,23 @@ class Recommender:
         order = np.argsort(-fused, kind="stable")[:k]
         return [(self.items[ids[n]], float(fused[n])) for n in order]
 
-    def _explain(self, chosen: list[tuple[Item, float]], request: Request,
-                 history: list[Interaction]) -> list[Recommendation]:
-        liked = [x for x in history if x.rating >= LIKED_RATING and x.item_id in self.items]
-        needed = [x.item_id for x in liked[-200:]] + [item.item_id for item, _ in chosen]
-        if self.sequential is not None:  # "people who liked X liked this" beats title-word similarity
+    def evidence_vectors(self, history: Sequence[Interaction], item_ids: Sequence[str]
+                         ) -> tuple[dict[str, np.ndarray], list[tuple[Interaction, np.ndarray]]]:
+        """The vectors explanations compare: of ``item_ids`` and of the user's last LIKED_WINDOW liked
+        items (sequential when trained: "people who liked X liked this" beats title-word similarity;
+        else text), and the liked (interaction, vector) pairs, oldest first."""
+        liked = [x for x in history if x.rating >= LIKED_RATING and x.item_id in self.items][-LIKED_WINDOW:]
+        needed = [x.item_id for x in liked] + list(item_ids)
+        if self.sequential is not None:
             vectors = {i: self.sequential_vectors[i] / np.linalg.norm(self.sequential_vectors[i])
                        for i in needed if i in self.sequential_vectors}
         else:
             vectors = self.index.vectors(needed) if needed else {}
-        liked_vectors = [(x, vectors[x.item_id]) for x in liked[-200:] if x.item_id in vectors]
+        return vectors, [(x, vectors[x.item_id]) for x in liked if x.item_id in vectors]
+
+    def _explain(self, chosen: list[tuple[Item, float]], request: Request,
+                 history: list[Interaction]) -> list[Recommendation]:
+        vectors, liked_vectors = self.evidence_vectors(history, [item.item_id for item, _ in chosen])
         reference = self.items.get(request.references[0]) if request.references else None
         out = []
         for item, score in chosen:

@@ -167,7 +167,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     serving = registry.serving()
     # a refresh continues the serving adapter, so it trains on that adapter's base model
     model_dir = registry.model_dir(serving) if serving else home.models / config.model

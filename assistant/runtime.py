@@ -67,7 +67,7 @@ def build_assistant(settings: Settings, embedder: Embedder | None = None, writer
         from finetune.adapters import AdapterRegistry
 
         home = RuntimeHome(settings.home)
-        registry = AdapterRegistry(home.adapters, home.models)
+        registry = AdapterRegistry.of_home(home)
         if registry.serving():
             assistant.lm = ServingReranker(registry)
             assistant.lm.current()  # starts loading in the background
@@ -87,7 +87,7 @@ def build_explanation_writer(settings: Settings, recommender):
     if settings.explanation_adapter:
         from finetune.adapters import AdapterRegistry
 
-        registry = AdapterRegistry(home.adapters, home.models)
+        registry = AdapterRegistry.of_home(home)
         version = registry.serving() if settings.explanation_adapter == "serving" else settings.explanation_adapter
         if version is None:
             raise KeyError(f"explanation_adapter=serving but no adapter is serving in {home.adapters}")

@@ -105,7 +105,7 @@ class _World:
 def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]) -> list[str]:
     items = assistant.recommender.items
     chosen = [(items[i], float(len(ranked) - n)) for n, i in enumerate(ranked)]
-    return [item.item_id for item, _ in assistant._lm_order(Request("", Constraints()), chosen, history)][:K]
+    return [item.item_id for item, _ in assistant.lm_order(Request("", Constraints()), chosen, history)][:K]
 
 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
@@ -180,7 +180,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=60, min_held_out=20,
                                                           max_gate_lists=100, threads=1, seed=seed), log=log)
-    registry = AdapterRegistry(world.home.adapters, world.home.models)
+    registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
 

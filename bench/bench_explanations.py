@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             template_rows.append(_mentions_evidence(ev.template, ev))
             template_liked.append(_mentions_liked(ev.template, ev))
 
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     out_dir = Path(args.out) if args.out else home.logs
     out_dir.mkdir(parents=True, exist_ok=True)
     liked_known = [x for x in template_liked if x is not None]

@@ -50,7 +50,7 @@ def private_home(runtime, version: str | None = None) -> Path:
     for name in ("datasets", "models", "raw"):
         if not (root / name).exists():
             (root / name).symlink_to(getattr(runtime.home, name).resolve(), target_is_directory=True)
-    source = AdapterRegistry(runtime.home.adapters, runtime.home.models)
+    source = AdapterRegistry.of_home(runtime.home)
     serving = version or source.serving()
     if serving:
         target = AdapterRegistry(root / "adapters", root / "models")

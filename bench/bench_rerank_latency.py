@@ -81,7 +81,7 @@ def main(argv=None):
     from finetune.scorer import build_scorer, prompt_from_dict
 
     home = RuntimeHome(Path(args.home))
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     version = args.version or latest_version(registry, args.model)
     model_dir = registry.model_dir(version)
     prompt = prompt_from_dict(read_head(registry.path(version))["prompt"])

@@ -95,6 +95,11 @@ class AdapterRegistry:
         self.root = Path(root)
         self.models_root = Path(models_root) if models_root is not None else None
 
+    @classmethod
+    def of_home(cls, home) -> "AdapterRegistry":
+        """The registry of a runtime home (``data.home.RuntimeHome``), resolving base models in it."""
+        return cls(home.adapters, home.models)
+
     def _versions(self) -> list[str]:
         if not self.root.exists():
             return []

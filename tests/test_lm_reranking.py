@@ -85,7 +85,7 @@ def test_train_command_publishes_a_verified_serving_adapter_that_eval_reranks_wi
     home, _ = sasrec_100k
     result = train_reranker(home, "ml-100k", "smollm2", sequential_model_dir(home, "ml-100k"), minutes=None,
                             max_examples=4, log=lambda *_: None)
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     version = result["version"]
     assert registry.serving() == version and result["promoted"]
     assert registry.verify(version) == []

@@ -88,7 +88,7 @@ def last_refresh(home: RuntimeHome, registry: AdapterRegistry, dataset: str) -> 
 
 
 def admin_snapshot(home: RuntimeHome, store: FeedbackStore, dataset: str) -> AdminSnapshot:
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     serving = registry.serving()
     rows, points = [], []
     for step, version in enumerate(registry.versions(), start=1):

@@ -27,7 +27,7 @@ def cmd_adapters(settings, args) -> int:
     from finetune.adapters import AdapterRegistry
 
     home = RuntimeHome(settings.home)
-    registry = AdapterRegistry(home.adapters, home.models)
+    registry = AdapterRegistry.of_home(home)
     if args.action == "list":
         serving = registry.serving()
         versions = registry.versions()
