@@ -182,7 +182,8 @@ def _rewrite_moods(text: str, genre_words: dict[str, tuple[str, ...]]) -> tuple[
 
 def merge_constraints(previous: Constraints, new: Constraints) -> Constraints:
     """Constraints accumulate across turns; a new positive genre replaces the old positive genres and
-    lifts its own exclusion, a new year bound replaces the old bounds, exclusions add up."""
+    lifts its own exclusion, a new year bound replaces the old bounds (and lifts the year exclusions it
+    overlaps), exclusions add up."""
     positive_new = new.genres_all | new.genres_any
     if positive_new:
         genres_all, genres_any = new.genres_all, new.genres_any
@@ -194,7 +195,12 @@ def merge_constraints(previous: Constraints, new: Constraints) -> Constraints:
         year_min, year_max = new.year_min, new.year_max
     else:
         year_min, year_max = previous.year_min, previous.year_max
-    return Constraints(frozenset(genres_all), frozenset(genres_any), frozenset(genres_none), year_min, year_max)
+    # a newly asked-for window lifts the exclusions it overlaps ("no 80s" then "ok, the 80s then")
+    lo, hi = (new.year_min if new.year_min is not None else -10**9), (new.year_max if new.year_max is not None else 10**9)
+    kept = {(a, b) for a, b in previous.years_none
+            if new.year_min is None and new.year_max is None or b < lo or a > hi}
+    return Constraints(frozenset(genres_all), frozenset(genres_any), frozenset(genres_none), year_min, year_max,
+                       frozenset(kept | new.years_none))
 
 
 def parse_likes(text: str, parser: RequestParser) -> tuple[list[TitleEntry], list[str]]:

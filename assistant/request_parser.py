@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -74,6 +75,11 @@ _SINCE = re.compile(rf"\b(?:since|starting|as of)\s+(?P<y>{_YEAR})\s*(?:on(?:war
 _UNTIL = re.compile(rf"\b(?:until|up to|no later than|through)\s+(?P<y>{_YEAR})\b"
                     rf"|\b(?P<y2>{_YEAR})\s+(?:or|and)\s+(?:earlier|older|before)\b", re.IGNORECASE)
 _SINGLE_YEAR = re.compile(rf"\b(?P<y>{_YEAR})\b")
+_TWO_DIGIT_YEAR = re.compile(r"(?<![\w'’])['’](?P<yy>\d\d)\b(?!['’]?s\b)")  # '95, not '90s
+# a year or decade excluded: the cue right before it ("nothing from the 80s", "no 80s movies", "not 1995")
+_EXCLUDED_YEARS = re.compile(r"\b(?:not|no|nothing|never|without|except|excluding|isn't|aren't|but not)\s+"
+                             r"(?:(?:from|in|of|made in|set in|released in)\s+)?(?:the\s+)?(?:early|mid|late)?[\s-]*$",
+                             re.IGNORECASE)
 _PERSON_AFTER_NEGATION = re.compile(r"\b(?:with|starring|by)\s+(?P<name>[A-Z][\w'.-]+(?:\s+[A-Z][\w'.-]+)+)")
 
 
@@ -117,6 +123,12 @@ def _word_pattern(word: str) -> str:
 _GENRE_PATTERNS = [(slug, re.compile(_word_pattern(w), re.IGNORECASE)) for slug, words in GENRE_WORDS.items()
                    for w in sorted(words, key=len, reverse=True)]
 _COMPOUND_PATTERNS = [(slugs, re.compile(_word_pattern(w), re.IGNORECASE)) for w, slugs in COMPOUND_GENRES.items()]
+
+
+def _two_digit_year(yy: int) -> int:
+    """'95 -> 1995, '05 -> 2005: the latest year ending in those digits that is not in the future."""
+    this_year = time.gmtime().tm_year
+    return 2000 + yy if 2000 + yy <= this_year else 1900 + yy
 
 
 def _decade_start(token: str) -> int:
@@ -252,8 +264,11 @@ class RequestParser:
 
     # ---- years -------------------------------------------------------------------------------
     @staticmethod
-    def _years(text: str) -> tuple[int | None, int | None, str]:
+    def _years(text: str) -> tuple[int | None, int | None, frozenset[tuple[int, int]], str]:
+        """(first year, last year, excluded (first, last) ranges, the text with year phrases removed)."""
         lo, hi = None, None
+        excluded: set[tuple[int, int]] = set()
+        text = _TWO_DIGIT_YEAR.sub(lambda m: str(_two_digit_year(int(m["yy"]))), text)
 
         def tighten(a, b):
             nonlocal lo, hi
@@ -295,13 +310,21 @@ class RequestParser:
                 start, end = start + 3, start + 6
             elif mod == "late":
                 start = start + 6
-            decades.append((start, end))
+            if _EXCLUDED_YEARS.search(consumed[:m.start("tok")]):
+                excluded.add((start, end))
+            else:
+                decades.append((start, end))
         if decades:
             tighten(min(d[0] for d in decades), max(d[1] for d in decades))
+        if decades or excluded:
             consumed = re.sub(r"\b(?:early|mid|late)?[\s-]*(?:'|’)?(?:19|20)?\d0'?s\b", " ", consumed)
         for m in _SINGLE_YEAR.finditer(consumed):
-            tighten(int(m["y"]), int(m["y"]))
-        return lo, hi, consumed
+            year = int(m["y"])
+            if _EXCLUDED_YEARS.search(consumed[:m.start()]):
+                excluded.add((year, year))
+            else:
+                tighten(year, year)
+        return lo, hi, frozenset(excluded), consumed
 
     # ---- the whole request -------------------------------------------------------------------
     def parse(self, text: str) -> Request:
@@ -315,7 +338,7 @@ class RequestParser:
         text = re.sub(r"\banything but\b", "anything except", text, flags=re.IGNORECASE)
         rest, references, unresolved = self._references(text)
         positive, negative, any_of, conflict = self._genres(rest)
-        lo, hi, _ = self._years(rest)
+        lo, hi, excluded_years, _ = self._years(rest)
         notes = []
         unknown = (positive | negative) - self.genre_vocabulary
         if unknown:
@@ -332,7 +355,7 @@ class RequestParser:
         constraints = Constraints(
             genres_all=frozenset() if any_of else frozenset(positive),
             genres_any=frozenset(positive) if any_of and len(positive) > 1 else frozenset(),
-            genres_none=frozenset(negative), year_min=lo, year_max=hi)
+            genres_none=frozenset(negative), year_min=lo, year_max=hi, years_none=excluded_years)
         return Request(text=text, constraints=constraints,
                        references=tuple(r.item_id for r in references),
                        reference_labels=tuple(r.title if r.year is None else f"{r.title} ({r.year})"

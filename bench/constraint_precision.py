@@ -6,7 +6,7 @@ genre, an era AND a negation constraint, and the constraints a person means by i
 private copy of the Chroma directory. Reported:
 
 - parse accuracy: the parsed constraints equal the expected ones exactly (genres_all, genres_any,
-  genres_none, year_min, year_max), both for `RequestParser.parse` alone and for the effective
+  genres_none, year_min, year_max, years_none), both for `RequestParser.parse` alone and for the effective
   request of the turn (`reply.request.constraints`, after the dialogue layer);
 - constraint precision: the share of returned items that satisfy the EXPECTED constraints
   (micro, over all returned items; macro, the mean over requests), target >= 0.95;
@@ -30,17 +30,19 @@ from _assistant_bench import machine, open_bench_assistant, write_result  # noqa
 from retrieval.filters import Constraints, satisfies  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-KEYS = ("genres_all", "genres_any", "genres_none", "year_min", "year_max")
+KEYS = ("genres_all", "genres_any", "genres_none", "year_min", "year_max", "years_none")
 
 
 def as_dict(c: Constraints) -> dict:
     return {"genres_all": sorted(c.genres_all), "genres_any": sorted(c.genres_any),
-            "genres_none": sorted(c.genres_none), "year_min": c.year_min, "year_max": c.year_max}
+            "genres_none": sorted(c.genres_none), "year_min": c.year_min, "year_max": c.year_max,
+            "years_none": sorted([a, b] for a, b in c.years_none)}
 
 
 def from_dict(d: dict) -> Constraints:
     return Constraints(frozenset(d.get("genres_all", ())), frozenset(d.get("genres_any", ())),
-                       frozenset(d.get("genres_none", ())), d.get("year_min"), d.get("year_max"))
+                       frozenset(d.get("genres_none", ())), d.get("year_min"), d.get("year_max"),
+                       frozenset(tuple(r) for r in d.get("years_none", ())))
 
 
 def why_not(item, c: Constraints) -> str:
@@ -56,6 +58,9 @@ def why_not(item, c: Constraints) -> str:
         reasons.append(f"year {item.year} < {c.year_min}")
     if c.year_max is not None and (item.year is None or item.year > c.year_max):
         reasons.append(f"year {item.year} > {c.year_max}")
+    for lo, hi in sorted(c.years_none):
+        if item.year is not None and lo <= item.year <= hi:
+            reasons.append(f"year {item.year} in excluded {lo}-{hi}")
     return "; ".join(reasons)
 
 
@@ -89,9 +94,10 @@ def main() -> int:
             session = assistant.new_session(None)
             reply = assistant.reply(session, row["text"], k=args.k)
             effective = as_dict(reply.request.constraints) if reply.request is not None else None
-            parse_ok += parsed == row["expected"]
-            turn_ok += effective == row["expected"]
-            if parsed != row["expected"] or effective != row["expected"]:
+            wanted = as_dict(expected)
+            parse_ok += parsed == wanted
+            turn_ok += effective == wanted
+            if parsed != wanted or effective != wanted:
                 parse_failures.append({"id": row["id"], "text": row["text"], "expected": row["expected"],
                                        "parsed": parsed, "effective": effective, "kind": reply.kind})
             good = [satisfies(r.item, expected) for r in reply.items]

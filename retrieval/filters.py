@@ -15,13 +15,17 @@ class Constraints:
     genres_none: frozenset[str] = field(default_factory=frozenset)
     year_min: int | None = None  # inclusive
     year_max: int | None = None  # inclusive
+    years_none: frozenset[tuple[int, int]] = field(default_factory=frozenset)  # excluded (first, last) year ranges
 
     def is_empty(self) -> bool:
-        return not (self.genres_all or self.genres_any or self.genres_none
+        return not (self.genres_all or self.genres_any or self.genres_none or self.years_none
                     or self.year_min is not None or self.year_max is not None)
 
     def is_contradictory(self) -> bool:
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            return True
+        if self.year_min is not None and self.year_max is not None and any(
+                a <= self.year_min and self.year_max <= b for a, b in self.years_none):
             return True
         if self.genres_all & self.genres_none:
             return True
@@ -38,6 +42,8 @@ class Constraints:
         if self.year_min is not None or self.year_max is not None:
             parts.append(f"years {self.year_min if self.year_min is not None else '…'}-"
                          f"{self.year_max if self.year_max is not None else '…'}")
+        for a, b in sorted(self.years_none):
+            parts.append(f"not {a}" if a == b else f"not {a}-{b}")
         return "; ".join(parts) or "no constraints"
 
 
@@ -76,6 +82,8 @@ def to_where(constraints: Constraints, genre_vocabulary: list[str]) -> dict | No
         clauses.append({"year": {"$lte": constraints.year_max}})
         if constraints.year_min is None:
             clauses.append({"year": {"$ne": UNKNOWN_YEAR}})
+    for a, b in sorted(constraints.years_none):  # an unknown year (-1) is outside every range
+        clauses.append({"$or": [{"year": {"$lt": a}}, {"year": {"$gt": b}}]})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -93,6 +101,8 @@ def satisfies(item: Item, constraints: Constraints) -> bool:
     if constraints.year_min is not None and (item.year is None or item.year < constraints.year_min):
         return False
     if constraints.year_max is not None and (item.year is None or item.year > constraints.year_max):
+        return False
+    if item.year is not None and any(a <= item.year <= b for a, b in constraints.years_none):
         return False
     return True
 
@@ -112,5 +122,7 @@ def metadata_satisfies(meta: dict, constraints: Constraints) -> bool:
     if constraints.year_min is not None and (year == UNKNOWN_YEAR or year < constraints.year_min):
         return False
     if constraints.year_max is not None and (year == UNKNOWN_YEAR or year > constraints.year_max):
+        return False
+    if year != UNKNOWN_YEAR and any(a <= year <= b for a, b in constraints.years_none):
         return False
     return True

@@ -35,6 +35,14 @@ def test_constraints_accumulate_until_changed():
     assert changed == Constraints(frozenset({"horror"}), frozenset(), frozenset(), 1980, 1989)
 
 
+def test_year_exclusions_add_up_and_a_new_window_lifts_the_ones_it_overlaps():
+    old = Constraints(genres_all=frozenset({"comedy"}), years_none=frozenset({(1980, 1989)}))
+    more = merge_constraints(old, Constraints(years_none=frozenset({(1995, 1995)})))
+    assert more.years_none == {(1980, 1989), (1995, 1995)} and more.genres_all == {"comedy"}
+    eighties = merge_constraints(more, Constraints(year_min=1985, year_max=1989))
+    assert (eighties.year_min, eighties.year_max, eighties.years_none) == (1985, 1989, {(1995, 1995)})
+
+
 def test_older_ones_moves_the_year_window_below_what_was_shown(parser, recommender_100k):
     state = shown_state(recommender_100k, ["Clerks", "Dumb & Dumber", "Some Like It Hot"],
                         Constraints(genres_all=frozenset({"comedy"})))

@@ -1,5 +1,7 @@
 """Parser cases: genres, decades, years and ranges, negations, references, bad input."""
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from assistant.request_parser import InvalidQuery, RequestParser, TitleEntry
 from data.catalogue import MOVIELENS_GENRES, genre_slug
@@ -58,6 +60,35 @@ def test_constraints(text, all_, none, lo, hi):
     assert set(c.genres_all) == all_
     assert set(c.genres_none) == none
     assert (c.year_min, c.year_max) == (lo, hi)
+
+
+@pytest.mark.parametrize("text, lo, hi, excluded", [
+    ("a comedy, nothing from the 80s", None, None, {(1980, 1989)}),
+    ("a horror film but not from the 90s", None, None, {(1990, 1999)}),
+    ("no 80s movies please", None, None, {(1980, 1989)}),
+    ("a western, not the sixties", None, None, {(1960, 1969)}),
+    ("nothing from the early 80s", None, None, {(1980, 1983)}),
+    ("80s action but not 1985", 1980, 1989, {(1985, 1985)}),
+    ("a 90s drama, not '95", 1990, 1999, {(1995, 1995)}),
+    ("a thriller from '95", 1995, 1995, set()),
+    ("comedies between '85 and '95 no romance", 1985, 1995, set()),
+    ("a funny '90s comedy", 1990, 1999, set()),
+    ("Not a drama - an 80s comedy", 1980, 1989, set()),  # the negation ends at the dash: only the drama
+])
+def test_excluded_and_two_digit_years(text, lo, hi, excluded):
+    c = PARSER.parse(text).constraints
+    assert (c.year_min, c.year_max) == (lo, hi)
+    assert set(c.years_none) == excluded
+
+
+@given(decade=st.sampled_from([30, 40, 50, 60, 70, 80, 90]),
+       cue=st.sampled_from(["nothing from the", "not from the", "no", "without", "not the", "anything but"]),
+       genre=st.sampled_from(["comedy", "horror film", "western", "drama"]))
+def test_a_negated_decade_is_excluded_never_required(decade, cue, genre):
+    c = PARSER.parse(f"a {genre}, {cue} {decade}s").constraints
+    assert (c.year_min, c.year_max) == (None, None)
+    assert c.years_none == frozenset({(1900 + decade, 1909 + decade)})
+    assert not c.is_contradictory()
 
 
 def test_or_means_any():

@@ -17,8 +17,10 @@ def constraints(draw):
     a, b = draw(years), draw(years)
     if a is not None and b is not None and draw(st.booleans()):
         a, b = min(a, b), max(a, b)
+    ranges = draw(st.frozensets(st.tuples(st.integers(1920, 2000), st.integers(0, 15)), max_size=2))
     return Constraints(genres_all=draw(st.frozensets(st.sampled_from(GENRES), max_size=2)),
-                       genres_any=draw(genre_sets), genres_none=draw(genre_sets), year_min=a, year_max=b)
+                       genres_any=draw(genre_sets), genres_none=draw(genre_sets), year_min=a, year_max=b,
+                       years_none=frozenset((start, start + span) for start, span in ranges))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
