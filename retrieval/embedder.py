@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -29,8 +30,11 @@ class Embedder:
         self._cache = None
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
-            self._cache = sqlite3.connect(cache_path, check_same_thread=False)
+            # shared by the server's threads and by other processes (ingest, refresh): WAL, and a wait on locks
+            self._cache = sqlite3.connect(cache_path, check_same_thread=False, timeout=30.0)
+            self._cache.execute("PRAGMA journal_mode=WAL")
             self._cache.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        self._cache_lock = threading.Lock()
         self.encoded_count = 0  # texts actually run through the model, for tests and reports
 
     @staticmethod
@@ -52,17 +56,18 @@ class Embedder:
         keys = [self.key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         unique_keys = list(dict.fromkeys(keys))
-        for start in range(0, len(unique_keys), 900):
-            chunk = unique_keys[start:start + 900]
-            rows = self._cache.execute(
-                f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        with self._cache_lock:
+            for start in range(0, len(unique_keys), 900):
+                chunk = unique_keys[start:start + 900]
+                rows = self._cache.execute(
+                    f"SELECT key, vector FROM embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows.fetchall())
         todo = {k: t for k, t in zip(keys, texts) if k not in found}
         if todo:
             todo_keys, todo_texts = list(todo), list(todo.values())
             # one call: sentence-transformers sorts all texts by length, so batches carry little padding
             vectors = self.encode_raw(todo_texts, progress=progress and len(todo_texts) > self.batch_size)
-            with self._cache:
+            with self._cache_lock, self._cache:
                 self._cache.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
                                         ((k, v.tobytes()) for k, v in zip(todo_keys, vectors)))
             found.update(zip(todo_keys, vectors))
