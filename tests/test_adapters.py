@@ -124,6 +124,11 @@ def test_save_load_merge_round_trip(tmp_path):
             got = loaded.score(HISTORY, CANDIDATES)
         assert torch.allclose(got, expected, atol=1e-4), (merge, (got - expected).abs().max())
     assert not hasattr(load_adapter(folder, merge=True).model, "disable_adapter")
+    with torch.no_grad():  # serving merges into bf16 weights: no further from fp32 than bf16 LoRA on top
+        lora16 = reg.load(dtype=torch.bfloat16).score(HISTORY, CANDIDATES).float()
+        merged16 = reg.load(merge=True, dtype=torch.bfloat16).score(HISTORY, CANDIDATES).float()
+    merged_error, lora_error = (merged16 - expected).abs().max(), (lora16 - expected).abs().max()
+    assert merged_error <= 1.5 * lora_error + 0.01, (merged16, lora16, expected)
     del base
 
 
