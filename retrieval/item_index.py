@@ -33,14 +33,28 @@ class ItemIndex:
     def __init__(self, client, dataset: str, kind: str = "items", space: str = "cosine"):
         self.dataset = dataset
         self.space = space
-        self.collection = client.get_or_create_collection(
-            collection_name(kind, dataset), embedding_function=None, configuration={"hnsw": {"space": space}})
+        self._client = client
+        self._name = collection_name(kind, dataset)
+        self.collection = self._open()
+
+    def _open(self):
+        return self._client.get_or_create_collection(self._name, embedding_function=None,
+                                                     configuration={"hnsw": {"space": self.space}})
+
+    def _stored_dimension(self) -> int | None:
+        got = self.collection.get(limit=1, include=["embeddings"])
+        return len(got["embeddings"][0]) if len(got["ids"]) else None
 
     def count(self) -> int:
         return self.collection.count()
 
     def put_vectors(self, items: list[Item], vectors: np.ndarray, genre_vocabulary: list[str]) -> None:
-        """Replace the collection's content with precomputed vectors (e.g. a retrained model's)."""
+        """Replace the collection's content with precomputed vectors (e.g. a retrained model's); vectors
+        of another width than the stored ones (a model retrained with another size) replace the collection."""
+        stored_dimension = self._stored_dimension()
+        if stored_dimension is not None and stored_dimension != vectors.shape[1]:
+            self._client.delete_collection(self._name)
+            self.collection = self._open()
         stored = set(self.stored_hashes())
         for start in range(0, len(items), CHROMA_MAX_BATCH):
             chunk = items[start:start + CHROMA_MAX_BATCH]

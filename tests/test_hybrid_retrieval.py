@@ -48,3 +48,24 @@ def test_history_shapes_the_hybrid_ranking(hybrid, recommender_100k):
     fused = [r.item.item_id for r in rec.recommend("a good movie", user_id="13", k=10).items]
     other_user = [r.item.item_id for r in rec.recommend("a good movie", user_id="500", k=10).items]
     assert fused != text_only and fused != other_user
+
+
+def test_a_retrained_model_of_another_width_replaces_the_published_vectors(tmp_path, recommender_100k):
+    """SASRec retrained with another hidden size: its vectors replace the stored ones (Chroma fixes a
+    collection's dimension at the first insert), under the same filter metadata."""
+    import numpy as np
+
+    from retrieval.vector_store import ChromaLocation, open_client
+
+    client = open_client(ChromaLocation(path=tmp_path / "chroma"))
+    items = sorted(recommender_100k.items.values(), key=lambda i: i.item_id)[:50]
+    vocabulary = recommender_100k.genre_vocabulary
+    index = ItemIndex(client, "ml-100k", kind=SEQUENTIAL_KIND, space="ip")
+    index.put_vectors(items, np.ones((50, 64), dtype=np.float32), vocabulary)
+    wider = np.random.default_rng(0).standard_normal((40, 128)).astype(np.float32)
+    index.put_vectors(items[:40], wider, vocabulary)
+    reopened = ItemIndex(client, "ml-100k", kind=SEQUENTIAL_KIND, space="ip")
+    assert reopened.count() == 40
+    stored = reopened.vectors([i.item_id for i in items[:40]])
+    np.testing.assert_allclose(np.stack([stored[i.item_id] for i in items[:40]]), wider, rtol=1e-6)
+    assert reopened.query(wider[0], 5, {"year": {"$gte": 0}})[0]  # filters work on the new collection
