@@ -87,6 +87,14 @@ def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
     return ndcg_at_k(np.array(ranks, dtype=np.float64), k)
 
 
+class RetrievalOrder:
+    """What serves while no adapter does: the lists in their retriever's order (for feedback lists, the
+    order they were shown in). A first adapter must beat this, not the untuned language model."""
+
+    def rerank_scores(self, history, candidates, retriever_scores, request=""):
+        return [float(x) for x in retriever_scores]
+
+
 def paired_gate_scores(candidate, reference, held: list[RerankExample], replay: list[RerankExample],
                        budget_s: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """NDCG@10 of each list under both scorers, held-out and replay lists alternating, until the budget ends.
@@ -226,7 +234,6 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     candidate_folder = Path(result["adapter_dir"])
 
     from finetune.adapters import load_adapter
-    from finetune.scorer import build_scorer
 
     dtype = torch.bfloat16
     budget = None if config.gate_minutes is None else config.gate_minutes * 60.0
@@ -234,13 +241,12 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         f"both versions" + ("" if budget is None else f", for at most {config.gate_minutes:g} min"))
     gate_started = time.perf_counter()
     candidate = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
-    reference = (registry.load(serving, model_dir=model_dir, dtype=dtype) if serving
-                 else build_scorer(model_dir, train_config.prompt, train_config.head, dtype=dtype))
+    reference = registry.load(serving, model_dir=model_dir, dtype=dtype) if serving else RetrievalOrder()
     cand_held, serv_held, cand_replay, serv_replay = paired_gate_scores(candidate, reference, held_lists,
                                                                         replay_eval, budget)
     del candidate, reference
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
-    gate.update(compared_with=serving or "base model (no adapter served yet)",
+    gate.update(compared_with=serving or "retrieval order (no adapter served yet)",
                 lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
                 gate_seconds=round(time.perf_counter() - gate_started, 1))
     metrics_path = candidate_folder / "metrics.json"

@@ -16,7 +16,7 @@ Configurations:
 - stale: the T0 system, nothing learned after T0;
 - immediate: the feedback applied to histories, exclusions and profiles; no adapter;
 - refreshed: immediate, then `recsys refresh` on the replayed events (from no adapter: a fresh
-  LoRA, gated against the base model); its adapter reranks the top 20 if the gate promoted it;
+  LoRA, gated against the retrieval order); its adapter reranks the top 20 if the gate promoted it;
 - retrained: the retrieval state rebuilt from scratch on every interaction up to T1 (3s and other
   users' events included), with the refreshed configuration's reranker.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
@@ -77,8 +77,11 @@ class _World:
     def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path,
                  sequential_minutes: float = 0.0, log=print):
         self.home = RuntimeHome(root).ensure()
-        self.home.models.rmdir()
-        self.home.models.symlink_to(home_models.resolve(), target_is_directory=True)
+        # the converted language models are shared; a sequential model is trained per world, inside it
+        # (a shared models folder let a world resume another run's SASRec and left it in the real home)
+        for model in home_models.iterdir():
+            if (model / "tokenizer.json").exists():
+                (self.home.models / model.name).symlink_to(model.resolve(), target_is_directory=True)
         write_dataset(self.home.dataset_db(name), items, interactions, meta={"source": "temporal protocol"})
         self.dataset = Dataset(self.home.dataset_db(name))
         self.client = open_client(ChromaLocation(path=self.home.chroma))

@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assistant.refresh import RefreshConfig, gate_decision, list_ndcg, paired_gate_scores, run_refresh
+from assistant.refresh import (RefreshConfig, RetrievalOrder, gate_decision, list_ndcg, paired_gate_scores,
+                               run_refresh)
 from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -78,6 +79,14 @@ def test_gate_budget_stops_scoring_keeps_both_kinds_and_pairs():
     nothing = paired_gate_scores(cand, ref, held, replay, budget_s=0.0)
     assert all(len(x) == 0 for x in nothing)
     assert gate_decision(*nothing, RefreshConfig())["decision"] == "rejected"
+
+
+def test_without_an_adapter_the_gate_compares_with_the_order_that_was_served():
+    """Feedback lists score their candidates by -position: a first adapter is measured against the
+    list as shown (what served), not against the untuned language model."""
+    shown = RerankExample("u", ["A (1990)"], [f"c{j}" for j in range(10)], 3, [-float(j) for j in range(10)])
+    assert RetrievalOrder().rerank_scores([], shown.candidates, shown.retriever_scores) == shown.retriever_scores
+    np.testing.assert_allclose(list_ndcg(RetrievalOrder(), [shown]), [1 / np.log2(3 + 2)])
 
 
 @pytest.fixture

@@ -46,3 +46,7 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     assert training["t0"]["epochs_run"] >= 1 and training["t1"]["epochs_run"] >= 1
     assert saved["protocol"]["T0"] < saved["protocol"]["T1"] < saved["protocol"]["T2"]
     assert result["refresh"]["decision"] in {"promoted", "rejected", "skipped"}
+    if saved.get("gate"):
+        assert saved["gate"]["compared_with"].startswith("retrieval order")  # no adapter served at T0
+    # each world trained its SASRec inside its own (removed) folder: none reached the shared models
+    assert not [p.name for p in source.models.iterdir() if p.name.startswith("sasrec-ml-100k-t")]
