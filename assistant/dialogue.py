@@ -193,12 +193,13 @@ def merge_constraints(previous: Constraints, new: Constraints) -> Constraints:
     genres_all, genres_any = genres_all - new.genres_none, genres_any - new.genres_none
     if new.year_min is not None or new.year_max is not None:
         year_min, year_max = new.year_min, new.year_max
+        # the new window lifts the exclusions it overlaps ("no 80s" then "ok, the 80s then")
+        lo = year_min if year_min is not None else -10**9
+        hi = year_max if year_max is not None else 10**9
+        kept = {(a, b) for a, b in previous.years_none if b < lo or a > hi}
     else:
         year_min, year_max = previous.year_min, previous.year_max
-    # a newly asked-for window lifts the exclusions it overlaps ("no 80s" then "ok, the 80s then")
-    lo, hi = (new.year_min if new.year_min is not None else -10**9), (new.year_max if new.year_max is not None else 10**9)
-    kept = {(a, b) for a, b in previous.years_none
-            if new.year_min is None and new.year_max is None or b < lo or a > hi}
+        kept = set(previous.years_none)
     return Constraints(frozenset(genres_all), frozenset(genres_any), frozenset(genres_none), year_min, year_max,
                        frozenset(kept | new.years_none))
 

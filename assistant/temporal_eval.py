@@ -77,11 +77,9 @@ class _World:
     def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path,
                  sequential_minutes: float = 0.0, log=print):
         self.home = RuntimeHome(root).ensure()
-        # the converted language models are shared; a sequential model is trained per world, inside it
-        # (a shared models folder let a world resume another run's SASRec and left it in the real home)
-        for model in home_models.iterdir():
-            if (model / "tokenizer.json").exists():
-                (self.home.models / model.name).symlink_to(model.resolve(), target_is_directory=True)
+        # a sequential model is trained per world, inside it (a shared models folder let a world resume
+        # another run's SASRec and left it in the real home)
+        self.home.share_language_models(home_models)
         write_dataset(self.home.dataset_db(name), items, interactions, meta={"source": "temporal protocol"})
         self.dataset = Dataset(self.home.dataset_db(name))
         self.client = open_client(ChromaLocation(path=self.home.chroma))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import sys
 import time
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.splits import PROTOCOL, leave_last_out, training_interactions  # noqa: E402
-from retrieval.sequential import SASRecConfig, SASRecRetriever, train_sasrec  # noqa: E402
+from retrieval.sequential import SASRecConfig, SASRecRetriever, target_ranks, train_sasrec  # noqa: E402
 
 # the settings the sweep varies from (SASRec/CE as published for ML-1M; the defaults before this sweep)
 BASE = SASRecConfig(hidden=64, sliding_windows=False, patience=20, val_users=100_000, max_epochs=400)
@@ -58,21 +57,10 @@ def export(home_dir: Path, dataset: str, path: Path) -> None:
 
 def test_metrics(retriever: SASRecRetriever, split, users: list[str]) -> dict:
     """NDCG@10, HR@10 and recall@20 of each user's test item, input = training + validation items."""
-    histories = [split.history(u, "test") for u in users]
-    ndcg = hr10 = hr20 = 0.0
-    for start in range(0, len(users), 1024):
-        scores = retriever.score_all(histories[start:start + 1024])
-        for row, user in zip(scores, users[start:start + 1024]):
-            row[[retriever.index[x] - 1 for x in split.history(user, "test") if x in retriever.index]] = -np.inf
-            target = retriever.index.get(split.test[user])
-            if target is None:
-                continue
-            rank = 1 + int(np.sum(row > row[target - 1]))
-            ndcg += 1.0 / math.log2(rank + 1) if rank <= 10 else 0.0
-            hr10 += rank <= 10
-            hr20 += rank <= 20
+    ranks = target_ranks(retriever, [split.history(u, "test") for u in users], [split.test[u] for u in users])
     n = max(1, len(users))
-    return {"ndcg@10": ndcg / n, "hr@10": hr10 / n, "recall@20": hr20 / n}
+    return {"ndcg@10": float(np.sum(np.where(ranks <= 10, 1.0 / np.log2(ranks + 1), 0.0))) / n,
+            "hr@10": float(np.sum(ranks <= 10)) / n, "recall@20": float(np.sum(ranks <= 20)) / n}
 
 
 def run_one(name: str, overrides: dict, data: Path, device: str, out: Path, minutes: float, max_epochs: int) -> dict:

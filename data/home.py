@@ -53,6 +53,15 @@ class RuntimeHome:
     def embedding_cache(self) -> Path:
         return self.cache / "embeddings.sqlite"
 
+    def share_language_models(self, source_models: Path) -> None:
+        """Link the converted language models of another home's models folder into this one; models
+        trained here (a sequential retriever) stay in this home."""
+        if not source_models.exists():
+            return
+        for model in source_models.iterdir():
+            if (model / "tokenizer.json").exists():
+                (self.models / model.name).symlink_to(model.resolve(), target_is_directory=True)
+
     def ensure(self) -> "RuntimeHome":
         for path in (self.downloads, self.raw, self.models, self.chroma, self.datasets,
                      self.cache, self.adapters, self.logs, self.root / "feedback"):

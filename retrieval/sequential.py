@@ -328,22 +328,27 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def target_ranks(retriever: SASRecRetriever, histories: Sequence[Sequence[str]], targets: Sequence[str],
+                 batch_size: int = 1024) -> np.ndarray:
+    """1-based rank of each target among all items minus the user's history (ties count against the
+    target); inf for a target the model does not know."""
+    ranks = np.full(len(targets), np.inf)
+    for start in range(0, len(targets), batch_size):
+        scores = retriever.score_all(histories[start:start + batch_size])
+        for r, (hist, tgt) in enumerate(zip(histories[start:start + batch_size], targets[start:start + batch_size])):
+            row = scores[r]
+            row[[retriever.index[x] - 1 for x in hist if x in retriever.index]] = -np.inf
+            t = retriever.index.get(tgt)
+            if t is not None:
+                ranks[start + r] = 1 + int(np.sum(row > row[t - 1]))
+    return ranks
+
+
 def validation_ndcg10(retriever: SASRecRetriever, histories: Sequence[Sequence[str]],
                       targets: Sequence[str]) -> float:
     """Mean NDCG@10 of each target ranked against all items minus the user's history."""
-    scores = retriever.score_all(histories)
-    total = 0.0
-    for r, (hist, tgt) in enumerate(zip(histories, targets)):
-        row = scores[r]
-        seen = [retriever.index[x] - 1 for x in hist if x in retriever.index]
-        row[seen] = -np.inf
-        t = retriever.index.get(tgt)
-        if t is None:
-            continue
-        rank = 1 + int(np.sum(row > row[t - 1]))
-        if rank <= 10:
-            total += 1.0 / math.log2(rank + 1)
-    return total / max(1, len(targets))
+    ranks = target_ranks(retriever, histories, targets)
+    return float(np.sum(np.where(ranks <= 10, 1.0 / np.log2(ranks + 1), 0.0))) / max(1, len(targets))
 
 
 def train_sasrec(train_sequences: Mapping[str, Sequence[str]], valid_targets: Mapping[str, str],

@@ -53,10 +53,7 @@ def make_home(root: Path) -> RuntimeHome:
     home = RuntimeHome(root).ensure()
     home.raw.rmdir()
     home.raw.symlink_to(SOURCE_HOME.raw.resolve(), target_is_directory=True)
-    if SOURCE_HOME.models.exists():  # the converted language models only: trained models stay in this home
-        for model in SOURCE_HOME.models.iterdir():
-            if (model / "tokenizer.json").exists():
-                (home.models / model.name).symlink_to(model.resolve(), target_is_directory=True)
+    home.share_language_models(SOURCE_HOME.models)
     return home
 
 
