@@ -11,8 +11,8 @@ and the score of a candidate is read at the LAST token: by default the "Yes" min
 trainable linear head initialised to that same direction (`head="linear"`).
 
 Everything before the candidate text (the prefix) is identical for all K candidates, so it is
-run ONCE; its KV cache is repeated to batch K and the K candidate suffixes (right-padded) run in
-one batched forward. Each candidate row only attends to the prefix and to its own tokens, so a
+run ONCE; the K candidate suffixes are then packed into one unpadded row that attends to the
+prefix's KV cache. Each candidate token only attends to the prefix and to its own tokens, so a
 score does not depend on the other candidates or their order (order invariance), and it equals
 the score of the full concatenated sequence run alone (up to float noise).
 """
@@ -34,6 +34,8 @@ _SENTINEL = "\u2063CANDIDATE\u2063"
 class PromptConfig:
     system: str = "You are a movie recommender. Answer Yes or No."
     max_history: int = 8
+    # False: history items as 'Title (year)', candidates keep their genres (~50 fewer prefix tokens).
+    history_genres: bool = False
     history_intro: str = "Recently liked movies: "
     request_intro: str = "\nRequest: "
     user_template: str = "{context}\nWill this user like the following movie?\n{candidate}"
@@ -52,6 +54,13 @@ def item_text(title: str, year: int | None = None, genres: Sequence[str] = ()) -
     """The candidate / history text: 'Title (year) [Genre, Genre]'."""
     head = title if year is None else f"{title} ({year})"
     return f"{head} [{', '.join(genres)}]" if genres else head
+
+
+def without_genres(text: str) -> str:
+    """Inverse of the genre part of `item_text`: 'Heat (1995) [Action, Crime]' -> 'Heat (1995)'."""
+    if text.endswith("]") and " [" in text:
+        return text[: text.rindex(" [")]
+    return text
 
 
 def autocast_context(enabled: bool):
@@ -99,6 +108,8 @@ class RerankScorer(nn.Module):
 
     def context_text(self, history: Sequence[str], request: str = "") -> str:
         hist = list(history)[-self.prompt.max_history:] if self.prompt.max_history > 0 else []
+        if not self.prompt.history_genres:
+            hist = [without_genres(h) for h in hist]
         ctx = self.prompt.history_intro + ("; ".join(hist) if hist else "(none)")
         if request:
             ctx += self.prompt.request_intro + request
@@ -133,30 +144,43 @@ class RerankScorer(nn.Module):
 
     def hidden_ids(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], bf16: bool = False
                    ) -> torch.Tensor:
-        """Final-layer hidden state (K, H) at each candidate's last token (shared-prefix KV cache)."""
-        k = len(suffixes)
+        """Final-layer hidden state (K, H) at each candidate's last token.
+
+        The prefix runs once; the K suffixes are then packed into ONE row (no padding) whose
+        attention mask lets each candidate token see the whole prefix and the earlier tokens of
+        its own candidate only, with positions restarting after the prefix for every candidate.
+        """
+        if len(suffixes) == 0:
+            raise ValueError("no candidate suffixes")
+        lengths = [len(s) for s in suffixes]
+        if min(lengths) < 1:
+            raise ValueError("empty candidate suffix")
         dec = self.decoder()
         device = self.head_vec.device
-        lengths = torch.tensor([len(s) for s in suffixes], device=device)
-        if int(lengths.min()) < 1:
-            raise ValueError("empty candidate suffix")
-        width = int(lengths.max())
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((k, width), pad, dtype=torch.long, device=device)
-        mask = torch.zeros((k, width), dtype=torch.long, device=device)
-        for r, s in enumerate(suffixes):
-            ids[r, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-            mask[r, : len(s)] = 1
-        p = len(prefix)
+        p, total = len(prefix), sum(lengths)
+        ids = torch.tensor([[t for s in suffixes for t in s]], dtype=torch.long, device=device)
+        owner = torch.repeat_interleave(torch.arange(len(suffixes), device=device),
+                                        torch.tensor(lengths, device=device))
+        starts = torch.cumsum(torch.tensor([0] + lengths[:-1], device=device), 0)
+        offset = torch.arange(total, device=device) - starts[owner]
+        own_earlier = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
+        allowed = torch.cat([torch.ones((total, p), dtype=torch.bool, device=device), own_earlier], dim=1)
         with autocast_context(bf16):
-            out = dec(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=device), use_cache=True)
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(k)
-            attn = torch.cat([torch.ones((k, p), dtype=torch.long, device=device), mask], dim=1)
-            pos = (p + torch.arange(width, device=device)).unsqueeze(0).expand(k, width)
-            h = dec(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
-                    use_cache=True).last_hidden_state
-            return h[torch.arange(k, device=device), lengths - 1]
+            cache = dec(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=device),
+                        use_cache=True).past_key_values
+            h = dec(input_ids=ids, attention_mask=self._attention_mask(allowed),
+                    position_ids=(p + offset).unsqueeze(0), past_key_values=cache,
+                    use_cache=True).last_hidden_state[0]
+        ends = starts + torch.tensor(lengths, device=device) - 1
+        return h[ends]
+
+    def _attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A custom 4D mask in the form the model's attention kernel takes (bool for sdpa, additive else)."""
+        mask = allowed[None, None]
+        if getattr(self.decoder().config, "_attn_implementation", "sdpa") == "sdpa":
+            return mask
+        dtype = torch.bfloat16 if torch.is_autocast_enabled("cpu") else next(self.model.parameters()).dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
     def score_full(self, prefix: Sequence[int], suffix: Sequence[int], bf16: bool = False) -> torch.Tensor:
         """Reference: score of the concatenated sequence in one ordinary forward (no cache sharing)."""
@@ -224,7 +248,9 @@ def build_scorer(model_dir: Path | str, prompt: PromptConfig | None = None, head
 
 
 def prompt_from_dict(d: dict) -> PromptConfig:
-    return PromptConfig(**{k: v for k, v in d.items() if k in PromptConfig.__dataclass_fields__})
+    fields = {k: v for k, v in d.items() if k in PromptConfig.__dataclass_fields__}
+    fields.setdefault("history_genres", True)  # adapters saved before the field existed were trained with genres
+    return PromptConfig(**fields)
 
 
 def write_json_atomic(path: Path, obj) -> None:

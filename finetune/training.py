@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from finetune.scorer import PromptConfig, RerankScorer, load_base, write_json_atomic, zscore
+from finetune.scorer import PromptConfig, RerankScorer, load_base, prompt_from_dict, write_json_atomic, zscore
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -73,7 +73,7 @@ class TrainConfig:
     @staticmethod
     def from_dict(d: dict) -> "TrainConfig":
         d = dict(d)
-        prompt = PromptConfig(**d.pop("prompt", {}))
+        prompt = prompt_from_dict(d.pop("prompt")) if "prompt" in d else PromptConfig()
         if "target_modules" in d:
             d["target_modules"] = tuple(d["target_modules"])
         known = {k: v for k, v in d.items() if k in TrainConfig.__dataclass_fields__}
