@@ -179,6 +179,18 @@ def save_adapter_folder(scorer: RerankScorer, folder: Path, config: TrainConfig,
     return folder
 
 
+def run_fingerprint(config: TrainConfig, examples: Sequence[RerankExample], model_dir: Path | str,
+                    init_from: Path | str | None) -> str:
+    """What a checkpoint must match to be resumed: settings, model, starting adapter, training lists."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([config.to_dict(), Path(model_dir).name, str(init_from or "")], sort_keys=True,
+                             default=str).encode())
+    for ex in examples:
+        digest.update(json.dumps([ex.user_id, ex.history, ex.candidates, ex.target, ex.request,
+                                  [round(float(x), 5) for x in ex.retriever_scores]]).encode())
+    return digest.hexdigest()
+
+
 def train(model_dir: Path | str, examples: Sequence[RerankExample], config: TrainConfig | None = None,
           out_dir: Path | str = "rerank-run", minutes: float | None = None, max_examples: int | None = None,
           resume: bool = True, registry=None, extra_summary: dict | None = None, progress: bool = True,
@@ -217,8 +229,14 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
 
     state = {"step": 0, "seen": 0, "losses": [], "wall_s": 0.0}
     ckpt = out_dir / CHECKPOINT
-    if resume and ckpt.exists():
-        saved = torch.load(ckpt, weights_only=True)
+    fingerprint = run_fingerprint(config, examples, model_dir, init_from)
+    saved = torch.load(ckpt, weights_only=True) if resume and ckpt.exists() else None
+    if saved is not None and saved.get("fingerprint") != fingerprint:
+        if log:
+            log(f"{ckpt} belongs to another run (other training lists, settings, model or starting adapter): "
+                "starting afresh")
+        saved = None
+    if saved is not None:
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(scorer.model, saved["lora"])
@@ -235,7 +253,8 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
     def checkpoint():
         state["wall_s"] = wall_before + (time.time() - start)
         _save_checkpoint(ckpt, {"lora": _lora_state(scorer), "head": scorer.head_state(),
-                                "optimizer": opt.state_dict(), "state": state, "config": config.to_dict()})
+                                "optimizer": opt.state_dict(), "state": state, "config": config.to_dict(),
+                                "fingerprint": fingerprint})
 
     bar = tqdm(total=max_examples, initial=min(state["seen"], max_examples), disable=not progress,
                desc="rerank-lora", unit="ex")

@@ -122,6 +122,29 @@ def test_few_steps_move_scores_the_right_way_and_resume(tmp_path):
 
 
 @needs_model
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    """Other training lists (e.g. a retrained retriever's) or other settings start afresh."""
+    from finetune.training import TrainConfig, train
+
+    cfg = TrainConfig(grad_accum=1, lora_layers=2, base_bf16=False, bf16=False, checkpoint_every_s=0.0)
+    out = tmp_path / "run"
+    logged = []
+    train(MODEL, _examples(6), cfg, out, max_examples=2, progress=False)
+    other_lists = _examples(6)
+    other_lists[0].candidates = list(reversed(other_lists[0].candidates))
+    res = train(MODEL, other_lists, cfg, out, max_examples=3, progress=False, log=logged.append)
+    assert res["examples_seen"] == 3 and res["optimizer_steps"] == 3  # not 2 old + 1 new
+    assert any("starting afresh" in line for line in logged)
+    other_settings = TrainConfig(grad_accum=1, lora_layers=2, base_bf16=False, bf16=False,
+                                 checkpoint_every_s=0.0, lr=1e-3)
+    res = train(MODEL, other_lists, other_settings, out, max_examples=4, progress=False)
+    assert res["examples_seen"] == 4 and res["optimizer_steps"] == 4
+    logged.clear()
+    res = train(MODEL, other_lists, other_settings, out, max_examples=5, progress=False, log=logged.append)
+    assert res["examples_seen"] == 5 and any("resumed" in line and "4 examples" in line for line in logged)
+
+
+@needs_model
 def test_residual_weight_is_learned_when_retriever_is_informative(tmp_path):
     from finetune.training import RerankExample, TrainConfig, train
 
