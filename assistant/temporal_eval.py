@@ -193,7 +193,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"refreshed: {_summary(refreshed)} (adapter {refresh.get('version')}: {refresh.get('decision')})")
 
     up_to_t1 = [x for x in rows if x.timestamp <= t1]
-    rebuilt = _World(work / "t1", name, items, up_to_t1, embedder, home.models, sequential_minutes, log)
+    rebuilt = _World(work / "t1", f"{dataset_name}-t1", items, up_to_t1, embedder, home.models, sequential_minutes, log)
     retrained = []
     for user in chosen:
         history = rebuilt.dataset.user_history(user)

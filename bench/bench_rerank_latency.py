@@ -2,14 +2,17 @@
 
 Protocol: ML-1M leave-last-out, `--users` sampled users (seed 0); each list is the user's test
 history (the LM sees the last 8 liked titles) and the SASRec retriever's top 20 for it, rendered
-as the reranker renders them. One user at a time (batch of 20 candidates sharing the user's KV
-prefix), two warm-up lists not counted, `--threads` torch threads. Modes (the same tokens in every
-mode, the adapter's prompt):
+as the reranker renders them (the adapter's prompt). One user at a time, `--threads` torch threads.
+Every mode is loaded first; then each list is scored once by every mode in turn (the order of the
+modes rotates from list to list), so slow spells of a shared machine hit all modes alike. The
+first two lists are warm-up and not counted. Modes (the same tokens in every mode):
   fp32            base model, fp32 weights and compute
   bf16            base model, fp32 weights, bf16 autocast
-  bf16_weights    base model, bf16 weights, bf16 autocast   <- what serving loads
-  lora_bf16       adapter unmerged (peft), bf16 weights, bf16 autocast   <- serving
-  merged_bf16     adapter merged into bf16 weights, bf16 autocast
+  bf16_weights    base model, bf16 weights, bf16 autocast
+  lora_bf16       adapter unmerged (peft), bf16 weights, bf16 autocast
+  merged_bf16     adapter merged into bf16 weights, bf16 autocast   <- what serving loads
+  merged_padded   merged_bf16 with the previous batching: the 20 candidates as a right-padded
+                  batch of 20 rows over a repeated prefix cache (serving packs them in one row)
   int8            adapter merged, int8 dynamic quantisation of every Linear, fp32 activations
 Prints p50/p95 seconds per mode and each mode's p50 as a ratio of fp32's (measured in this run).
 
@@ -44,17 +47,45 @@ def real_lists(home, dataset: str, users: int, seed: int = 0) -> list[tuple[list
     return out
 
 
-def timed(scorer, lists, bf16: bool, warmup: int = 2) -> dict:
-    times = []
+def timed_interleaved(scorers: dict, lists, warmup: int = 2) -> dict:
+    """{mode: {p50_s, p95_s, lists}}: every list scored by every mode, mode order rotating per list."""
+    modes = list(scorers)
+    times = {m: [] for m in modes}
     with torch.no_grad():
         for i, (history, candidates) in enumerate(lists):
-            start = time.perf_counter()
-            scorer.score(history, candidates, bf16=bf16)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    t = np.array(times)
-    return {"p50_s": round(float(np.percentile(t, 50)), 4), "p95_s": round(float(np.percentile(t, 95)), 4),
-            "lists": len(times)}
+            for mode in modes[i % len(modes):] + modes[: i % len(modes)]:
+                score, bf16 = scorers[mode]
+                start = time.perf_counter()
+                score(history, candidates, bf16)
+                if i >= warmup:
+                    times[mode].append(time.perf_counter() - start)
+    return {m: {"p50_s": round(float(np.percentile(t, 50)), 4), "p95_s": round(float(np.percentile(t, 95)), 4),
+                "lists": len(t)} for m, t in times.items()}
+
+
+def padded_score(scorer):
+    """The previous batching, kept here as the reference: K right-padded rows over a repeated prefix cache."""
+    from finetune.scorer import autocast_context
+
+    def score(history, candidates, bf16):
+        prefix, suffixes = scorer.encode(history, candidates)
+        k, dec = len(suffixes), scorer.decoder()
+        lengths = torch.tensor([len(s) for s in suffixes])
+        width = int(lengths.max())
+        ids = torch.zeros((k, width), dtype=torch.long)
+        mask = torch.zeros((k, width), dtype=torch.long)
+        for r, s in enumerate(suffixes):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        p = len(prefix)
+        with autocast_context(bf16):
+            cache = dec(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
+            cache.batch_repeat_interleave(k)
+            attn = torch.cat([torch.ones((k, p), dtype=torch.long), mask], dim=1)
+            pos = (p + torch.arange(width)).unsqueeze(0).expand(k, width)
+            h = dec(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache).last_hidden_state
+        return scorer._head(h[torch.arange(k), lengths - 1])
+    return score
 
 
 def latest_version(registry, model: str) -> str:
@@ -72,7 +103,7 @@ def main(argv=None):
     p.add_argument("--version", default=None, help="adapter version (default: the latest of --model)")
     p.add_argument("--users", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,int8")
+    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,merged_padded,int8")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -91,24 +122,30 @@ def main(argv=None):
     prefixes, suffixes = zip(*(base.encode(h, c) for h, c in lists))
     result = {"protocol": {"dataset": args.dataset, "split": "leave-last-out, test histories",
                            "lists": f"{args.users} sampled users (seed 0), SASRec top-20, last 8 liked titles",
-                           "measure": "wall time of scoring 20 candidates for one user (shared-prefix KV cache)"},
+                           "measure": "wall time of scoring 20 candidates for one user (shared-prefix KV cache), "
+                                      "modes interleaved list by list",
+                           "threads": args.threads, "prompt": prompt.to_dict()},
               "model": args.model, "adapter_version": version, "machine": machine(),
               "mean_prefix_tokens": round(float(np.mean([len(x) for x in prefixes])), 1),
-              "mean_candidate_tokens": round(float(np.mean([np.mean([len(s) for s in x]) for x in suffixes])), 1),
-              "modes": {}}
-    runs = {
+              "mean_candidate_tokens": round(float(np.mean([np.mean([len(s) for s in x]) for x in suffixes])), 1)}
+    builders = {
         "fp32": lambda: (base, False),
         "bf16": lambda: (base, True),
         "bf16_weights": lambda: (build_scorer(model_dir, prompt=prompt, dtype=torch.bfloat16), True),
         "lora_bf16": lambda: (registry.load(version, dtype=torch.bfloat16), True),
         "merged_bf16": lambda: (registry.load(version, merge=True, dtype=torch.bfloat16), True),
+        "merged_padded": lambda: (registry.load(version, merge=True, dtype=torch.bfloat16), True),
         "int8": lambda: (quantized(registry.load(version, merge=True)), False),
     }
+    scorers = {}
     for mode in modes:
-        scorer, bf16 = runs[mode]()
-        result["modes"][mode] = timed(scorer, lists, bf16)
-        print(f"{mode:14} p50 {result['modes'][mode]['p50_s']:.3f} s  p95 {result['modes'][mode]['p95_s']:.3f} s",
-              flush=True)
+        scorer, bf16 = builders[mode]()
+        score = padded_score(scorer) if mode == "merged_padded" else (
+            lambda h, c, b, s=scorer: s.score(h, c, bf16=b))
+        scorers[mode] = (score, bf16)
+    result["modes"] = timed_interleaved(scorers, lists)
+    for mode, m in result["modes"].items():
+        print(f"{mode:14} p50 {m['p50_s']:.3f} s  p95 {m['p95_s']:.3f} s", flush=True)
     if "fp32" in result["modes"]:
         ref = result["modes"]["fp32"]["p50_s"]
         result["p50_ratio_to_fp32"] = {m: round(v["p50_s"] / ref, 3) for m, v in result["modes"].items()}

@@ -44,6 +44,7 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     assert 0.0 <= saved["forgetting"] <= 1.0 and saved["refresh_seconds"] > 0
     training = saved["protocol"]["sequential_training"]
     assert training["t0"]["epochs_run"] >= 1 and training["t1"]["epochs_run"] >= 1
+    assert (training["t0"]["dataset"], training["t1"]["dataset"]) == ("ml-100k-t0", "ml-100k-t1")
     assert saved["protocol"]["T0"] < saved["protocol"]["T1"] < saved["protocol"]["T2"]
     assert result["refresh"]["decision"] in {"promoted", "rejected", "skipped"}
     if saved.get("gate"):
