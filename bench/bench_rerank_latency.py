@@ -14,7 +14,10 @@ first two lists are warm-up and not counted. Modes (the same tokens in every mod
   merged_padded   merged_bf16 with the previous batching: the 20 candidates as a right-padded
                   batch of 20 rows over a repeated prefix cache (serving packs them in one row)
   int8            adapter merged, int8 dynamic quantisation of every Linear, fp32 activations
-Prints p50/p95 seconds per mode and each mode's p50 as a ratio of fp32's (measured in this run).
+  merged_fp32     adapter merged, fp32 weights and compute: the exact reference of the adapter modes
+Prints p50/p95 seconds per mode, each mode's p50 as a ratio of fp32's (measured in this run), and
+how faithful each mode is: the per-list Spearman correlation of its 20 LM scores with those of its
+exact fp32 reference (fp32 for the base-model modes, merged_fp32 for the adapter modes).
 
     .venv/bin/python bench/bench_rerank_latency.py --model smollm2 [--version v0001] \
         [--json bench/results/rerank_latency_smollm2.json]
@@ -48,19 +51,38 @@ def real_lists(home, dataset: str, users: int, seed: int = 0) -> list[tuple[list
 
 
 def timed_interleaved(scorers: dict, lists, warmup: int = 2) -> dict:
-    """{mode: {p50_s, p95_s, lists}}: every list scored by every mode, mode order rotating per list."""
+    """{mode: {p50_s, p95_s, lists, spearman_vs_reference}}: every list scored by every mode, mode order
+    rotating per list; each mode's scores are compared per list with its fp32 reference when measured."""
     modes = list(scorers)
     times = {m: [] for m in modes}
+    scores = {m: [] for m in modes}
     with torch.no_grad():
         for i, (history, candidates) in enumerate(lists):
             for mode in modes[i % len(modes):] + modes[: i % len(modes)]:
                 score, bf16 = scorers[mode]
                 start = time.perf_counter()
-                score(history, candidates, bf16)
+                scores[mode].append(np.asarray(score(history, candidates, bf16), dtype=np.float64))
                 if i >= warmup:
                     times[mode].append(time.perf_counter() - start)
-    return {m: {"p50_s": round(float(np.percentile(t, 50)), 4), "p95_s": round(float(np.percentile(t, 95)), 4),
-                "lists": len(t)} for m, t in times.items()}
+    out = {m: {"p50_s": round(float(np.percentile(t, 50)), 4), "p95_s": round(float(np.percentile(t, 95)), 4),
+               "lists": len(t)} for m, t in times.items()}
+    for m in modes:
+        ref = reference_mode(m)
+        if ref in scores and ref != m:
+            rho = [spearman(a, b) for a, b in zip(scores[m], scores[ref])]
+            out[m]["spearman_vs_reference"] = {"reference": ref, "mean": round(float(np.mean(rho)), 4),
+                                               "min": round(float(np.min(rho)), 4)}
+    return out
+
+
+def reference_mode(mode: str) -> str:
+    """The exact fp32 computation a mode approximates: the base model's, or the merged adapter's."""
+    return "fp32" if mode in ("fp32", "bf16", "bf16_weights") else "merged_fp32"
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def padded_score(scorer):
@@ -103,7 +125,7 @@ def main(argv=None):
     p.add_argument("--version", default=None, help="adapter version (default: the latest of --model)")
     p.add_argument("--users", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_bf16,merged_padded,int8")
+    p.add_argument("--modes", default="fp32,bf16,bf16_weights,lora_bf16,merged_fp32,merged_bf16,merged_padded,int8")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -135,17 +157,21 @@ def main(argv=None):
         "lora_bf16": lambda: (registry.load(version, dtype=torch.bfloat16), True),
         "merged_bf16": lambda: (registry.load(version, merge=True, dtype=torch.bfloat16), True),
         "merged_padded": lambda: (registry.load(version, merge=True, dtype=torch.bfloat16), True),
+        "merged_fp32": lambda: (registry.load(version, merge=True), False),
         "int8": lambda: (quantized(registry.load(version, merge=True)), False),
     }
     scorers = {}
     for mode in modes:
         scorer, bf16 = builders[mode]()
         score = padded_score(scorer) if mode == "merged_padded" else (
-            lambda h, c, b, s=scorer: s.score(h, c, bf16=b))
+            lambda h, c, b, s=scorer: s.score(h, c, bf16=b).float())
         scorers[mode] = (score, bf16)
     result["modes"] = timed_interleaved(scorers, lists)
     for mode, m in result["modes"].items():
-        print(f"{mode:14} p50 {m['p50_s']:.3f} s  p95 {m['p95_s']:.3f} s", flush=True)
+        rho = m.get("spearman_vs_reference")
+        print(f"{mode:14} p50 {m['p50_s']:.3f} s  p95 {m['p95_s']:.3f} s"
+              + (f"  Spearman vs {rho['reference']}: mean {rho['mean']:.4f}, min {rho['min']:.4f}" if rho else ""),
+              flush=True)
     if "fp32" in result["modes"]:
         ref = result["modes"]["fp32"]["p50_s"]
         result["p50_ratio_to_fp32"] = {m: round(v["p50_s"] / ref, 3) for m, v in result["modes"].items()}
