@@ -116,6 +116,17 @@ def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample]
             "lm_alone_ndcg@10": table["0.0"], "fused_ndcg@10": table[best], "fit_lists": len(examples)}
 
 
+def fusion_lift(fusion: dict) -> float:
+    """What an adapter adds on its fit users: fused NDCG@10 minus the retriever's, both on the same lists."""
+    return float(fusion["fused_ndcg@10"]) - float(fusion["retriever_ndcg@10"])
+
+
+def beats_serving(new: dict, serving: dict) -> bool:
+    """Promotion rule of `recsys train`: a larger lift over the retriever on the fit users. Lifts, not
+    absolute NDCG: the serving adapter's numbers may come from an older (weaker or stronger) retriever."""
+    return fusion_lift(new) > fusion_lift(serving)
+
+
 def score_examples(scorer, examples: list[RerankExample], bf16: bool = True, progress: bool = True) -> list[np.ndarray]:
     from tqdm import tqdm
 
@@ -151,16 +162,17 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
     (folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
     version = registry.publish(folder)  # the manifest covers the fusion weight too
     current = registry.serving()
-    current_fused = None
+    current_fusion = None
     if current and (registry.path(current) / FUSION_FILE).exists():
-        current_fused = json.loads((registry.path(current) / FUSION_FILE).read_text()).get("fused_ndcg@10")
-    promoted = current is None or current_fused is None or fusion["fused_ndcg@10"] > current_fused
+        current_fusion = json.loads((registry.path(current) / FUSION_FILE).read_text())
+    promoted = current is None or current_fusion is None or beats_serving(fusion, current_fusion)
+    current_lift = fusion_lift(current_fusion) if current_fusion else None
     if promoted:
         registry.set_serving(version)
     wall = time.perf_counter() - started
     log(f"adapter {version}: training {result['wall_time_s'] / 60:.1f} min, {result['examples_seen']} examples; "
         f"fit users NDCG@10 retriever {fusion['retriever_ndcg@10']:.4f}, LM alone {fusion['lm_alone_ndcg@10']:.4f}, "
         f"fused (w={fusion['weight']}) {fusion['fused_ndcg@10']:.4f}; "
-        f"{'now serving' if promoted else f'not promoted (serving {current} has {current_fused:.4f})'}; "
+        f"{'now serving' if promoted else f'not promoted (serving {current} adds {current_lift:+.4f})'}; "
         f"total {wall / 60:.1f} min")
     return {**result, "version": version, "fusion": fusion, "promoted": promoted, "total_wall_s": round(wall, 1)}

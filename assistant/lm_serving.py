@@ -18,6 +18,7 @@ from pathlib import Path
 from finetune.adapters import AdapterRegistry
 
 MAX_RERANKED = 20
+PREFIX_CACHE_USERS = 64  # prefix KV caches kept (a few MB each in bf16)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ServingReranker:
         try:
             # the adapter merged into bf16 weights: the same scores as LoRA on top, ~10% faster per turn
             scorer = self.registry.load(version, merge=True, dtype=torch.bfloat16)
+            scorer.reuse_prefixes = PREFIX_CACHE_USERS  # never trained: a user's next turn reuses its prefix
             loaded = LoadedReranker(version, scorer, fusion_weight(self.registry.path(version), scorer))
             with self._lock:
                 self._loaded = loaded

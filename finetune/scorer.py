@@ -19,7 +19,9 @@ the score of the full concatenated sequence run alone (up to float noise).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -90,7 +92,10 @@ class RerankScorer(nn.Module):
             self.register_buffer("head_bias", torch.zeros(()))
         # residual weight on the (z-scored) retriever score; learned in training or fitted later
         self.retriever_weight = nn.Parameter(torch.zeros(()))
-        self._prefix_cache: dict = {}
+        # prefix token ids + bf16 flag -> KV cache of the prefix (most recent last); used only when
+        # `reuse_prefixes` > 0, which only an inference-only scorer may set (the weights must not change)
+        self.reuse_prefixes = 0
+        self._prefix_cache: OrderedDict = OrderedDict()
 
     # ----------------------------------------------------------------- prompt building
     def _single_token(self, text: str) -> int:
@@ -166,13 +171,28 @@ class RerankScorer(nn.Module):
         own_earlier = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
         allowed = torch.cat([torch.ones((total, p), dtype=torch.bool, device=device), own_earlier], dim=1)
         with autocast_context(bf16):
-            cache = dec(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=device),
-                        use_cache=True).past_key_values
+            cache = self._prefix_kv(dec, prefix, bf16)
             h = dec(input_ids=ids, attention_mask=self._attention_mask(allowed),
                     position_ids=(p + offset).unsqueeze(0), past_key_values=cache,
                     use_cache=True).last_hidden_state[0]
         ends = starts + torch.tensor(lengths, device=device) - 1
         return h[ends]
+
+    def _prefix_kv(self, dec, prefix: Sequence[int], bf16: bool):
+        """The prefix's KV cache: computed, or (with `reuse_prefixes`) a copy of the one kept from an
+        earlier call with the same prefix, e.g. the same user's next turn. The suffix pass appends to
+        the cache it is given, hence the copy."""
+        key = (tuple(prefix), bf16)
+        if self.reuse_prefixes > 0 and not torch.is_grad_enabled() and key in self._prefix_cache:
+            self._prefix_cache.move_to_end(key)
+            return copy.deepcopy(self._prefix_cache[key])
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.head_vec.device)
+        cache = dec(input_ids=ids, use_cache=True).past_key_values
+        if self.reuse_prefixes > 0 and not torch.is_grad_enabled():
+            self._prefix_cache[key] = copy.deepcopy(cache)
+            while len(self._prefix_cache) > self.reuse_prefixes:
+                self._prefix_cache.popitem(last=False)
+        return cache
 
     def _attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
         """A custom 4D mask in the form the model's attention kernel takes (bool for sdpa, additive else)."""

@@ -78,6 +78,17 @@ def test_eval_writes_protocol_stages_and_chart(sasrec_100k, tmp_path):
     assert result["like_dislike_auc"]["rerank_base"]["likes"] >= 1
 
 
+def test_promotion_compares_lifts_over_the_retriever_not_absolute_ndcg():
+    from assistant.lm_reranking import beats_serving, fusion_lift
+
+    old_retriever = {"retriever_ndcg@10": 0.41, "fused_ndcg@10": 0.45}   # +0.04 over a weaker retriever
+    new_retriever = {"retriever_ndcg@10": 0.46, "fused_ndcg@10": 0.47}   # +0.01 over a stronger one
+    assert fusion_lift(old_retriever) == pytest.approx(0.04)
+    assert not beats_serving(new_retriever, old_retriever)
+    assert beats_serving(old_retriever, new_retriever)
+    assert not beats_serving(new_retriever, new_retriever)  # a tie keeps the serving version
+
+
 def test_train_command_publishes_a_verified_serving_adapter_that_eval_reranks_with(sasrec_100k, tmp_path):
     from finetune.adapters import AdapterRegistry
     from assistant.lm_reranking import FUSION_FILE, WEIGHT_GRID, train_reranker

@@ -36,6 +36,10 @@ def test_promotion_is_hot_reloaded_while_turns_keep_being_answered(recommender_1
     reply = assistant.reply(session, "a crime thriller", k=5)
     assert lm.version() == first and len(reply.items) == 5
     assert all("Crime" in r.item.genres or "Thriller" in r.item.genres for r in reply.items)
+    # the user's next turn reuses their prefix's KV cache (serving only: that scorer is never trained)
+    kept = dict(lm.current().scorer._prefix_cache)
+    assistant.reply(session, "something else", k=5)
+    assert kept and all(lm.current().scorer._prefix_cache[key] is cache for key, cache in kept.items())
 
     second = _tiny_adapter(registry, smollm2_dir, tmp_path / "run2", 1)
     lm.background = True

@@ -98,6 +98,33 @@ class _PromptHolder:
 
 
 @needs_model
+def test_reused_prefix_gives_the_same_scores_and_is_bounded(scorer):
+    calls = [(h, b) for h in (HISTORY, ["Babe (1995)", "Toy Story (1995)"]) for b in (False, True)]
+    try:
+        with torch.no_grad():
+            fresh = [scorer.score(h, CANDIDATES, bf16=b) for h, b in calls]
+            scorer.reuse_prefixes = 4
+            filled = [scorer.score(h, CANDIDATES, bf16=b) for h, b in calls]
+            kept = dict(scorer._prefix_cache)
+            reused = [scorer.score(h, CANDIDATES, bf16=b) for h, b in calls]
+            assert len(kept) == 4 and all(scorer._prefix_cache[k] is v for k, v in kept.items())  # read, not redone
+            for a, b, c in zip(fresh, filled, reused):
+                assert torch.equal(a, b) and torch.equal(a, c)
+            # the suffix pass did not grow the kept caches
+            assert all(cache.get_seq_length() == len(key[0]) for key, cache in scorer._prefix_cache.items())
+            scorer.reuse_prefixes = 2
+            scorer.score(HISTORY, CANDIDATES[:2], bf16=False)  # a hit: now the most recently used
+            scorer.score(["Heat (1995)"], CANDIDATES[:2], bf16=False)  # a new prefix: evicts down to 2
+            assert [key[0] == tuple(scorer.encode(HISTORY, [])[0]) for key in scorer._prefix_cache] == [True, False]
+        scorer._prefix_cache.clear()
+        scorer.score(HISTORY, CANDIDATES[:2])  # gradients on (training): nothing is kept
+        assert len(scorer._prefix_cache) == 0
+    finally:
+        scorer.reuse_prefixes = 0
+        scorer._prefix_cache.clear()
+
+
+@needs_model
 def test_order_invariance_and_independence(scorer):
     with torch.no_grad():
         base = scorer.score(HISTORY, CANDIDATES)
