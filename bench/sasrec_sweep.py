@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from assistant.metrics import ndcg_at_k, recall_at_k  # noqa: E402
 from data.splits import PROTOCOL, leave_last_out, training_interactions  # noqa: E402
 from retrieval.sequential import SASRecConfig, SASRecRetriever, target_ranks, train_sasrec  # noqa: E402
 
@@ -58,9 +59,10 @@ def export(home_dir: Path, dataset: str, path: Path) -> None:
 def test_metrics(retriever: SASRecRetriever, split, users: list[str]) -> dict:
     """NDCG@10, HR@10 and recall@20 of each user's test item, input = training + validation items."""
     ranks = target_ranks(retriever, [split.history(u, "test") for u in users], [split.test[u] for u in users])
-    n = max(1, len(users))
-    return {"ndcg@10": float(np.sum(np.where(ranks <= 10, 1.0 / np.log2(ranks + 1), 0.0))) / n,
-            "hr@10": float(np.sum(ranks <= 10)) / n, "recall@20": float(np.sum(ranks <= 20)) / n}
+    if not users:
+        return {"ndcg@10": 0.0, "hr@10": 0.0, "recall@20": 0.0}
+    return {"ndcg@10": float(ndcg_at_k(ranks, 10).mean()), "hr@10": float(recall_at_k(ranks, 10).mean()),
+            "recall@20": float(recall_at_k(ranks, 20).mean())}
 
 
 def run_one(name: str, overrides: dict, data: Path, device: str, out: Path, minutes: float, max_epochs: int) -> dict:
