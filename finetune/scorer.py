@@ -164,40 +164,40 @@ class RerankScorer(nn.Module):
         device = self.head_vec.device
         p, total = len(prefix), sum(lengths)
         ids = torch.tensor([[t for s in suffixes for t in s]], dtype=torch.long, device=device)
-        owner = torch.repeat_interleave(torch.arange(len(suffixes), device=device),
-                                        torch.tensor(lengths, device=device))
-        starts = torch.cumsum(torch.tensor([0] + lengths[:-1], device=device), 0)
+        sizes = torch.tensor(lengths, device=device)
+        owner = torch.repeat_interleave(torch.arange(len(suffixes), device=device), sizes)
+        starts = torch.cumsum(sizes, 0) - sizes
         offset = torch.arange(total, device=device) - starts[owner]
         own_earlier = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
         allowed = torch.cat([torch.ones((total, p), dtype=torch.bool, device=device), own_earlier], dim=1)
         with autocast_context(bf16):
             cache = self._prefix_kv(dec, prefix, bf16)
-            h = dec(input_ids=ids, attention_mask=self._attention_mask(allowed),
+            h = dec(input_ids=ids, attention_mask=self._attention_mask(allowed, dec.config),
                     position_ids=(p + offset).unsqueeze(0), past_key_values=cache,
                     use_cache=True).last_hidden_state[0]
-        ends = starts + torch.tensor(lengths, device=device) - 1
-        return h[ends]
+        return h[starts + sizes - 1]
 
     def _prefix_kv(self, dec, prefix: Sequence[int], bf16: bool):
         """The prefix's KV cache: computed, or (with `reuse_prefixes`) a copy of the one kept from an
         earlier call with the same prefix, e.g. the same user's next turn. The suffix pass appends to
         the cache it is given, hence the copy."""
         key = (tuple(prefix), bf16)
-        if self.reuse_prefixes > 0 and not torch.is_grad_enabled() and key in self._prefix_cache:
+        reuse = self.reuse_prefixes > 0 and not torch.is_grad_enabled()
+        if reuse and key in self._prefix_cache:
             self._prefix_cache.move_to_end(key)
             return copy.deepcopy(self._prefix_cache[key])
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.head_vec.device)
         cache = dec(input_ids=ids, use_cache=True).past_key_values
-        if self.reuse_prefixes > 0 and not torch.is_grad_enabled():
+        if reuse:
             self._prefix_cache[key] = copy.deepcopy(cache)
             while len(self._prefix_cache) > self.reuse_prefixes:
                 self._prefix_cache.popitem(last=False)
         return cache
 
-    def _attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+    def _attention_mask(self, allowed: torch.Tensor, config) -> torch.Tensor:
         """A custom 4D mask in the form the model's attention kernel takes (bool for sdpa, additive else)."""
         mask = allowed[None, None]
-        if getattr(self.decoder().config, "_attn_implementation", "sdpa") == "sdpa":
+        if getattr(config, "_attn_implementation", "sdpa") == "sdpa":
             return mask
         dtype = torch.bfloat16 if torch.is_autocast_enabled("cpu") else next(self.model.parameters()).dtype
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
