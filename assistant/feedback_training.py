@@ -1,8 +1,8 @@
 """Reranker lists from feedback events (for refresh) and replay lists from the data set.
 
 A thumbs-up on an item that was shown in a list makes one list: the liked item is the target, the
-other items shown with it are the negatives, and the user's dislikes are added as explicit
-negatives. The retriever feature of each candidate is its position in the shown list. The user's
+other items shown with it are the negatives (except those the user liked too), and the user's
+dislikes are added as explicit negatives. The retriever feature of each candidate is its position in the shown list. The user's
 context is what they liked before that click (data set history rated >= 4, then earlier thumbs-up),
 so no list sees its own future.
 
@@ -46,6 +46,7 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
         liked_before = liked_history([x.item_id for x in base], [x.rating for x in base], n=8)
         liked_before = [i for i in liked_before if i in texts]
         disliked: list[str] = []
+        liked_items = {e.item_id for e in user_events if e.value == LIKE}
         for event in user_events:
             if event.value == DISLIKE:
                 disliked.append(event.item_id)
@@ -57,7 +58,9 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
                 liked_before.append(event.item_id)
                 continue
             extra = [i for i in reversed(disliked) if i in texts and i not in shown][:EXTRA_DISLIKES]
-            candidates = list(dict.fromkeys(shown + extra))[:max_candidates]
+            # another item the user liked is no negative, whichever came first
+            candidates = [i for i in dict.fromkeys(shown + extra) if i == event.item_id or i not in liked_items]
+            candidates = candidates[:max_candidates]
             if event.item_id not in candidates:
                 candidates = candidates[: max_candidates - 1] + [event.item_id]
             history = [texts[i] for i in liked_before[-8:]]

@@ -4,9 +4,14 @@
    dislikes are explicit negatives. Users are split by hash into training and held-out.
 2. Training starts from the serving adapter (or a fresh one when none serves yet) on the
    training users' feedback lists mixed with a replay sample of the data set's training lists,
-   so the adapter does not forget what it knew.
-3. The gate scores the candidate and the serving version on the SAME held-out lists: the
-   held-out users' feedback, and replay lists of data set users that neither saw in training.
+   so the adapter does not forget what it knew. Replay lists are the ones `recsys train` trains
+   on when the data set has a sequential retriever (a user's validation item among its top 20,
+   kept only when it found it); without one, popularity lists.
+3. With retriever replay lists, the candidate's fusion weight (LM + w x retriever) is fitted on
+   replay lists of users neither training nor the gate sees, as `recsys train` does (w = inf:
+   retrieval order). The gate scores the candidate and the serving version, each as it serves
+   (with its fusion weight), on the SAME held-out lists: the held-out users' feedback, and
+   replay lists of data set users that neither saw in training.
    It promotes only if the candidate's held-out NDCG@10 gain is above the margin with a 95%
    bootstrap interval above zero, and replay NDCG@10 does not drop by more than the tolerance.
    The gate has a time budget: lists are scored by both versions in a fixed seeded order,
@@ -29,14 +34,18 @@ from pathlib import Path
 import numpy as np
 
 from assistant.feedback_training import feedback_examples, popularity_replay_examples, split_by_user
+from assistant.lm_reranking import FUSION_FILE, RerankContext, fit_fusion_weight, score_examples, validation_examples
+from assistant.lm_serving import fusion_weight
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
 from assistant.reranker_data import item_texts
+from assistant.retriever_training import sequential_model_dir
 from data.feedback import FeedbackStore
 from data.home import RuntimeHome
 from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
 from finetune.training import RerankExample, TrainConfig, train
+from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
 
@@ -45,14 +54,15 @@ STATE_FILE = "refresh_state.json"
 class RefreshConfig:
     model: str = "smollm2"
     minutes: float = 5.0  # training budget
-    gate_minutes: float | None = 3.5  # scoring budget of the gate (None: every list); with training, <= 10 min
+    gate_minutes: float | None = 3.0  # scoring budget of the gate (None: every list); with training, <= 10 min
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
-    replay_eval_users: int = 200
+    replay_eval_users: int = 200  # replay lists the gate scores
+    fit_lists: int = 80  # replay lists that fit the candidate's fusion weight (retriever replay only)
     max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
@@ -93,6 +103,19 @@ class RetrievalOrder:
 
     def rerank_scores(self, history, candidates, retriever_scores, request=""):
         return [float(x) for x in retriever_scores]
+
+
+class AsServed:
+    """An adapter scored as it serves: LM score + its fusion weight x zscore(retriever score); an
+    infinite weight serves the retrieval order."""
+
+    def __init__(self, scorer, weight: float):
+        self.scorer, self.weight = scorer, weight
+
+    def rerank_scores(self, history, candidates, retriever_scores, request=""):
+        if math.isinf(self.weight):
+            return [float(x) for x in retriever_scores]
+        return self.scorer.rerank_scores(history, candidates, retriever_scores, request, retriever_weight=self.weight)
 
 
 def paired_gate_scores(candidate, reference, held: list[RerankExample], replay: list[RerankExample],
@@ -149,8 +172,28 @@ def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidat
                       f"{held['ci_high']:+.4f}]), replay drop {replay_drop:.1%}"}
 
 
+def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_fit: int, n_eval: int
+                            ) -> tuple[list, list, list]:
+    """(training, fusion-fit, gate) replay lists from disjoint data set users: the lists `recsys train`
+    trains on (validation item among the sequential retriever's top 20, kept only when found there)."""
+    users = sorted(context.split.valid)
+    random.Random(seed).shuffle(users)
+    wanted = {"gate": n_eval, "fit": n_fit, "train": n_train}
+    lists: dict[str, list] = {key: [] for key in wanted}
+    for start in range(0, len(users), 250):
+        open_kinds = [key for key in wanted if len(lists[key]) < wanted[key]]
+        if not open_kinds:
+            break
+        for example in validation_examples(context, users[start:start + 250]):
+            open_kinds = [key for key in wanted if len(lists[key]) < wanted[key]]
+            if open_kinds:
+                lists[open_kinds[0]].append(example)
+    return lists["train"], lists["fit"], lists["gate"]
+
+
 def _replay_lists(dataset: Dataset, texts: dict[str, str], seed: int, n_eval: int) -> tuple[list, list]:
-    """(training replay lists, evaluation replay lists) from disjoint data set users, training period only."""
+    """(training replay lists, evaluation replay lists) from disjoint data set users, training period
+    only, ranked by popularity (for a data set without a sequential retriever)."""
     users, items, ratings, times = dataset.interaction_arrays()
     split = leave_last_out(users, items, times)
     by_user: dict[str, dict[str, float]] = {}
@@ -203,14 +246,25 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
-    replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
+    n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
+    sequential_dir = sequential_model_dir(home, dataset_name)
+    if (sequential_dir / MODEL_FILE).exists():
+        replay_kind = "sequential retriever top 20 (the lists recsys train trains on)"
+        replay_train, replay_fit, replay_eval = _retriever_replay_lists(
+            RerankContext.load(home, dataset_name, sequential_dir), config.seed, n_replay_wanted, config.fit_lists,
+            config.replay_eval_users)
+    else:
+        replay_kind = "popularity top 200 (no sequential retriever)"
+        replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
+        replay_fit = []
     rng = random.Random(config.seed)
-    n_replay = min(len(replay_train), int(math.ceil(config.replay_ratio * max(len(train_lists), 1))))
+    n_replay = min(len(replay_train), n_replay_wanted)
     mix = train_lists + rng.sample(replay_train, n_replay)
     rng.shuffle(mix)
     log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
         f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
-        f"{n_replay} replay lists in the mix, {len(replay_eval)} replay lists for the gate")
+        f"{n_replay} replay lists in the mix, {len(replay_fit)} to fit the fusion weight, {len(replay_eval)} for "
+        f"the gate (replay: {replay_kind})")
     if not train_lists:
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
         return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists),
@@ -236,17 +290,32 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     from finetune.adapters import load_adapter
 
     dtype = torch.bfloat16
+    candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
+    fusion = None
+    if replay_fit:
+        log(f"fusion weight: scoring {len(replay_fit)} replay lists of users neither training nor the gate sees")
+        fusion = fit_fusion_weight(score_examples(candidate_scorer, replay_fit), replay_fit)
+        fusion["fit_users"] = "replay lists of data set users outside training and the gate, validation items"
+        (candidate_folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+        log(f"fusion weight {fusion['weight']}: replay NDCG@10 retriever {fusion['retriever_ndcg@10']:.4f}, "
+            f"fused {fusion['fused_ndcg@10']:.4f}")
+    candidate = AsServed(candidate_scorer, fusion_weight(candidate_folder, candidate_scorer))
+    if serving:
+        serving_scorer = registry.load(serving, model_dir=model_dir, dtype=dtype)
+        reference = AsServed(serving_scorer, fusion_weight(registry.path(serving), serving_scorer))
+    else:
+        reference = RetrievalOrder()
     budget = None if config.gate_minutes is None else config.gate_minutes * 60.0
     log(f"gate: scoring up to {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists with "
         f"both versions" + ("" if budget is None else f", for at most {config.gate_minutes:g} min"))
     gate_started = time.perf_counter()
-    candidate = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
-    reference = registry.load(serving, model_dir=model_dir, dtype=dtype) if serving else RetrievalOrder()
     cand_held, serv_held, cand_replay, serv_replay = paired_gate_scores(candidate, reference, held_lists,
                                                                         replay_eval, budget)
-    del candidate, reference
+    candidate_weight = candidate.weight
+    del candidate, reference, candidate_scorer
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
     gate.update(compared_with=serving or "retrieval order (no adapter served yet)",
+                candidate_fusion_weight=str(candidate_weight), replay=replay_kind,
                 lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
                 gate_seconds=round(time.perf_counter() - gate_started, 1))
     metrics_path = candidate_folder / "metrics.json"

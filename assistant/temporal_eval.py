@@ -9,9 +9,12 @@ Protocol (global temporal split; nothing from after a cut-off reaches what is bu
   whole catalogue minus what it knows the user has seen, with the user's profile as the query
   (no text request), top 10; NDCG@10 and Recall@10 (hits / min(10, targets)).
 - The stream (T0, T1] of the test users is replayed through `Assistant.feedback`, the API the UI
-  uses: rating >= 4 is a like, <= 2 a dislike (3s are not feedback). Each event carries, as its
-  shown list, what the T0 system would have shown that user (19 items + the rated one, at its own
-  rank if the system had it, else at a random slot).
+  uses: rating >= 4 is a like, <= 2 a dislike (3s are not feedback). Before each event the user is
+  shown what the system would show them at that moment (its top 20, every earlier event applied),
+  and the event carries that list. A rated item that was in it is a thumb on a shown list (the
+  refresh's training lists); one that was not only extends the history, as a like stated in chat
+  does. (Inserting every rated item into a list, as this protocol once did, let an adapter learn
+  'the item the retriever did not rank' instead of the user's taste.)
 Configurations:
 - stale: the T0 system, nothing learned after T0;
 - immediate: the feedback applied to histories, exclusions and profiles; no adapter;
@@ -144,32 +147,27 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     world = _World(work / "t0", name, items, before, embedder, home.models, sequential_minutes, log)
     history_t0 = {user: world.dataset.user_history(user) for user in chosen}
 
-    stale, shown_lists = [], {}
-    for user in chosen:
-        ranked = world.rank(user, history_t0[user], set(), POOL)
-        shown_lists[user] = ranked
-        stale.append(_metrics(ranked, targets[user]))
+    stale = [_metrics(world.rank(user, history_t0[user], set(), K), targets[user]) for user in chosen]
     log(f"stale: {_summary(stale)}")
 
     replay_started = time.perf_counter()
     sessions = {user: world.assistant.new_session(user) for user in chosen}
-    placement = random.Random(seed)
-    for x in stream:
-        session = sessions[x.user_id]
-        shown = [s for s in shown_lists[x.user_id] if s != x.item_id][: POOL - 1]
-        if x.item_id in shown_lists[x.user_id][:POOL]:
-            shown.insert(shown_lists[x.user_id].index(x.item_id), x.item_id)
-        else:  # a random slot: a fixed one would let a reranker learn the position instead of the taste
-            shown.insert(placement.randrange(len(shown) + 1), x.item_id)
-        session.state.last_items = tuple(shown)
-        world.assistant.feedback(session, x.item_id, liked=x.rating >= LIKE)
-    replay_s = time.perf_counter() - replay_started
-    log(f"replayed {len(stream)} events through Assistant.feedback in {replay_s:.1f} s")
 
     def immediate_rank(user: str, n: int) -> list[str]:
         session = sessions[user]
         _, disliked = world.assistant.feedback_state(user)
         return world.rank(user, world.assistant.history(session), disliked, n)
+
+    on_shown = {"like": 0, "dislike": 0}
+    for x in stream:
+        session = sessions[x.user_id]
+        session.state.last_items = tuple(immediate_rank(x.user_id, POOL))
+        if x.item_id in session.state.last_items:
+            on_shown["like" if x.rating >= LIKE else "dislike"] += 1
+        world.assistant.feedback(session, x.item_id, liked=x.rating >= LIKE)
+    replay_s = time.perf_counter() - replay_started
+    log(f"replayed {len(stream)} events through Assistant.feedback in {replay_s:.1f} s; the rated item was in the "
+        f"list shown at that moment for {on_shown['like']} likes and {on_shown['dislike']} dislikes")
 
     immediate, immediate_pools = [], {}
     for user in chosen:
@@ -222,8 +220,9 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "targets": "likes (rating >= 4) in (T1, T2]", "candidates": "all items minus known history",
             "ranking": "profile vector as the query (no text request), top 10; LM reranks the top 20",
             "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike; "
-                        "shown list = the T0 system's top 19 + the rated item at its rank or a random slot",
-            "feedback_events": len(stream), "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
+                        "each event carries the list the system showed at that moment (its top 20, earlier "
+                        "events applied); a rated item outside it only extends the history",
+            "feedback_events": len(stream), "feedback_on_shown_list": on_shown, "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
             "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
                                      "budget each), fused with the profile; its user state reads the history, "
                                      "feedback included" if sequential_minutes > 0

@@ -38,3 +38,13 @@ def test_held_out_users_are_a_stable_share():
     hist = {u: [Interaction(u, "1", 5.0, 1)] for u in users[:200]}
     train, held = split_by_user(feedback_examples(events, hist, TEXTS))
     assert not {e.user_id for e in train} & {e.user_id for e in held}
+
+
+def test_an_item_the_user_also_liked_is_never_a_negative():
+    """Two likes from one shown list: each is the other's fellow positive, not its negative (also when
+    the second like comes later)."""
+    events = [ev("u", "3", LIKE, ["3", "4", "5", "6"]), ev("u", "5", LIKE, ["3", "4", "5", "6"]),
+              ev("u", "6", DISLIKE, ["4", "6"])]
+    first, second = feedback_examples(events, {"u": [Interaction("u", "1", 5.0, 1)]}, TEXTS)
+    assert first.candidate_ids == ["3", "4", "6"] and first.target == 0
+    assert second.candidate_ids == ["4", "5", "6"] and second.target == 1

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assistant.refresh import (RefreshConfig, RetrievalOrder, gate_decision, list_ndcg, paired_gate_scores,
-                               run_refresh)
+from assistant.refresh import (AsServed, RefreshConfig, RetrievalOrder, _retriever_replay_lists, gate_decision,
+                               list_ndcg, paired_gate_scores, run_refresh)
 from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -87,6 +87,44 @@ def test_without_an_adapter_the_gate_compares_with_the_order_that_was_served():
     shown = RerankExample("u", ["A (1990)"], [f"c{j}" for j in range(10)], 3, [-float(j) for j in range(10)])
     assert RetrievalOrder().rerank_scores([], shown.candidates, shown.retriever_scores) == shown.retriever_scores
     np.testing.assert_allclose(list_ndcg(RetrievalOrder(), [shown]), [1 / np.log2(3 + 2)])
+
+
+class _FixedLM:
+    """LM scores fixed per candidate: enough to see what AsServed adds to them."""
+
+    def rerank_scores(self, history, candidates, retriever_scores=None, request="", retriever_weight=None):
+        lm = np.array([float(c[1:]) for c in candidates])
+        z = np.asarray(retriever_scores, dtype=float)
+        z = (z - z.mean()) / z.std()
+        return list(lm + retriever_weight * z)
+
+
+def test_an_adapter_is_gated_as_it_serves():
+    """The gate scores each version with its fusion weight: an infinite one is the retrieval order
+    (what ServingReranker serves), a finite one the LM plus that weight times the retriever."""
+    candidates, retriever = ["c0", "c1", "c2"], [3.0, 2.0, 1.0]
+    assert AsServed(_FixedLM(), float("inf")).rerank_scores([], candidates, retriever) == retriever
+    assert np.argmax(AsServed(_FixedLM(), 0.0).rerank_scores([], candidates, retriever)) == 2
+    assert np.argmax(AsServed(_FixedLM(), 10.0).rerank_scores([], candidates, retriever)) == 0
+
+
+def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):
+    """Replay lists with a sequential retriever are the lists `recsys train` trains on: the user's
+    validation item at its rank in the retriever's top 20, never inserted; training, fusion-fit and
+    gate lists come from different users, and each kind holds what was asked (while users last)."""
+    from assistant.lm_reranking import RerankContext
+    from assistant.retriever_training import sequential_model_dir
+
+    home, _ = sasrec_100k
+    context = RerankContext.load(home, "ml-100k", sequential_model_dir(home, "ml-100k"))
+    train_lists, fit_lists, gate_lists = _retriever_replay_lists(context, seed=0, n_train=30, n_fit=10, n_eval=12)
+    assert (len(train_lists), len(fit_lists), len(gate_lists)) == (30, 10, 12)
+    users = [[e.user_id for e in kind] for kind in (train_lists, fit_lists, gate_lists)]
+    assert len(set().union(*map(set, users))) == 52
+    for example in train_lists + fit_lists + gate_lists:
+        assert example.candidate_ids[example.target] == context.split.valid[example.user_id]
+        ranked = [item for item, _ in context.candidates(context.split.history(example.user_id, "valid"))]
+        assert example.candidate_ids == ranked
 
 
 @pytest.fixture
