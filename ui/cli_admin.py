@@ -108,8 +108,8 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
     refresh.add_argument("--minutes", type=float, default=5.0, help="training budget (default 5; the gate comes on top)")
-    refresh.add_argument("--gate-minutes", type=float, default=3.5,
-                         help="scoring budget of the gate (default 3.5; 0 scores every list)")
+    refresh.add_argument("--gate-minutes", type=float, default=3.0,
+                         help="scoring budget of the gate (default 3; 0 scores every list)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
     refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
