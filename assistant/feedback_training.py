@@ -2,9 +2,9 @@
 
 A thumbs-up on an item that was shown in a list makes one list: the liked item is the target, the
 other items shown with it are the negatives (except those the user liked too), and the user's
-dislikes are added as explicit negatives. The retriever feature of each candidate is its position in the shown list. The user's
-context is what they liked before that click (data set history rated >= 4, then earlier thumbs-up),
-so no list sees its own future.
+dislikes are added as explicit negatives. The retriever feature of each candidate is its position
+in the shown list. The user's context is what they liked before that click (data set history
+rated >= 4, then earlier thumbs-up), so no list sees its own future.
 
 Users are split by a hash of their id into training and held-out feedback, so the evaluation gate
 never scores a user the candidate adapter was trained on.

@@ -291,7 +291,6 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
 
     dtype = torch.bfloat16
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
-    fusion = None
     if replay_fit:
         log(f"fusion weight: scoring {len(replay_fit)} replay lists of users neither training nor the gate sees")
         fusion = fit_fusion_weight(score_examples(candidate_scorer, replay_fit), replay_fit)
