@@ -37,8 +37,11 @@ def fusion_weight(folder: Path, scorer) -> float:
 
 
 class ServingReranker:
-    def __init__(self, registry: AdapterRegistry, background: bool = True, log=print):
+    def __init__(self, registry: AdapterRegistry, background: bool = True, log=print, pinned: str | None = None):
+        """`pinned`: serve this version whatever the serving pointer says (evaluating a version that
+        was not promoted)."""
         self.registry = registry
+        self.pinned = pinned
         self.background = background
         self.log = log
         self._lock = threading.Lock()  # guards the swap and serialises model use (one forward at a time)
@@ -65,7 +68,7 @@ class ServingReranker:
             self._loading = None
 
     def current(self) -> LoadedReranker | None:
-        wanted = self.registry.serving()
+        wanted = self.pinned or self.registry.serving()
         loaded = self._loaded
         if wanted and (loaded is None or loaded.version != wanted) and self._loading is None \
                 and wanted not in self.failed:

@@ -22,6 +22,8 @@ Configurations:
   LoRA, gated against the retrieval order); its adapter reranks the top 20 if the gate promoted it;
 - retrained: the retrieval state rebuilt from scratch on every interaction up to T1 (3s and other
   users' events included), with the refreshed configuration's reranker.
+`rejected_candidate`: when the gate rejected the refreshed adapter, that adapter on the same test users
+as it would have served (whether the gate was right); null otherwise.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
 before T0 held out, ranked from their earlier history).
 """
@@ -189,6 +191,15 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     refreshed = [_metrics(with_lm(immediate_pools[user], world.assistant.history(sessions[user])), targets[user])
                  for user in chosen]
     log(f"refreshed: {_summary(refreshed)} (adapter {refresh.get('version')}: {refresh.get('decision')})")
+    rejected_candidate = None
+    if refresh.get("decision") == "rejected" and refresh.get("version"):
+        # was the gate right? the rejected adapter on the same test users, as it would have served
+        world.assistant.lm = ServingReranker(registry, background=False, log=log, pinned=refresh["version"])
+        rejected_candidate = _summary([_metrics(_lm_rank(world.assistant, immediate_pools[user],
+                                                         world.assistant.history(sessions[user])), targets[user])
+                                       for user in chosen])
+        world.assistant.lm = lm
+        log(f"the rejected adapter, had it been promoted: {rejected_candidate}")
 
     up_to_t1 = [x for x in rows if x.timestamp <= t1]
     rebuilt = _World(work / "t1", f"{dataset_name}-t1", items, up_to_t1, embedder, home.models, sequential_minutes, log)
@@ -230,13 +241,14 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "sequential_training": {"t0": world.sequential_report, "t1": rebuilt.sequential_report}},
         "stale": _summary(stale), "immediate": _summary(immediate), "refreshed": _summary(refreshed),
         "retrained": _summary(retrained),
+        "rejected_candidate": rejected_candidate,
         "forgetting": round(forgetting, 4),
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4)},
         "refresh_seconds": refresh["refresh_seconds"],
         "refresh": {k: v for k, v in refresh.items() if k != "gate"}, "gate": refresh.get("gate"),
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    for key in ("immediate", "refreshed", "retrained"):
+    for key in [k for k in ("immediate", "refreshed", "retrained", "rejected_candidate") if result[k]]:
         result[key]["vs_stale"] = round(result[key]["ndcg@10"] / result["stale"]["ndcg@10"], 4) \
             if result["stale"]["ndcg@10"] else None
     if json_path is not None:

@@ -81,6 +81,19 @@ def test_a_version_that_fails_to_load_keeps_the_old_one(smollm2_dir, tmp_path):
     assert lm.scores(["Fargo (1996)"], ["Heat (1995)", "Babe (1995)"], [1.0, 0.0]) is not None
 
 
+
+@needs_model
+def test_a_pinned_version_serves_whatever_the_pointer_says(smollm2_dir, tmp_path):
+    """Evaluating a rejected version: pinned, it serves; the pointer and other rerankers stay put."""
+    registry = AdapterRegistry(tmp_path / "adapters")
+    first = _tiny_adapter(registry, smollm2_dir, tmp_path / "run1", 0)
+    registry.set_serving(first)
+    second = _tiny_adapter(registry, smollm2_dir, tmp_path / "run2", 1)
+    pinned = ServingReranker(registry, background=False, log=lambda *_: None, pinned=second)
+    served = ServingReranker(registry, background=False, log=lambda *_: None)
+    assert pinned.current().version == second and served.current().version == first
+    assert registry.serving() == first
+
 def test_scheduler_triggers_on_event_count(tmp_path):
     store = FeedbackStore(tmp_path / "events.sqlite")
     scheduler = RefreshScheduler(store, "ml-100k", every_events=3, every_minutes=0, poll_seconds=3600)

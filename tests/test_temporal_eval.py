@@ -47,6 +47,10 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     assert (training["t0"]["dataset"], training["t1"]["dataset"]) == ("ml-100k-t0", "ml-100k-t1")
     assert saved["protocol"]["T0"] < saved["protocol"]["T1"] < saved["protocol"]["T2"]
     assert result["refresh"]["decision"] in {"promoted", "rejected", "skipped"}
+    if result["refresh"]["decision"] == "rejected":  # the gate's call is checked on the test users
+        assert saved["rejected_candidate"]["users"] == 15
+    else:
+        assert saved["rejected_candidate"] is None
     shown = saved["protocol"]["feedback_on_shown_list"]
     assert 0 <= shown["like"] + shown["dislike"] <= saved["protocol"]["feedback_events"]
     if saved.get("gate"):
