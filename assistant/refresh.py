@@ -313,6 +313,9 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     candidate_weight = candidate.weight
     del candidate, reference, candidate_scorer
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
+    if math.isinf(candidate_weight):
+        gate["reason"] = ("its fitted fusion weight is inf (the LM did not beat the retriever on the fit lists), so it "
+                          "would serve the retrieval order; " + gate["reason"])
     gate.update(compared_with=serving or "retrieval order (no adapter served yet)",
                 candidate_fusion_weight=str(candidate_weight), replay=replay_kind,
                 lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
