@@ -6,7 +6,9 @@ Protocol (ML-1M, seed 0):
 2. Feedback: `--events` events from sampled known users through `Assistant.feedback`, the API the
    UI uses. Per user: one session, a first request (as in bench_turn_latency), then the user's most
    recent ratings (>= 4 like, <= 2 dislike; up to 10 per user) as thumbs on that list, each rated
-   item placed at a random slot of the shown list (as the temporal protocol does).
+   item placed at a random slot of the shown list. This bench measures load, not accuracy: it needs
+   a refresh with a full set of training lists; the temporal protocol's events carry the list the
+   system actually showed, and only a rated item that was in it makes a training list.
 3. Idle: `--turns` turns of multi-turn sessions (bench_turn_latency's plans), one at a time.
 4. Refresh: the exact process `recsys serve`'s scheduler starts (`recsys refresh --threads 1`,
    nice 10, OMP_NUM_THREADS=1), over those events; meanwhile the same turn plans run again, one
