@@ -97,14 +97,6 @@ def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
     return ndcg_at_k(np.array(ranks, dtype=np.float64), k)
 
 
-class RetrievalOrder:
-    """What serves while no adapter does: the lists in their retriever's order (for feedback lists, the
-    order they were shown in). A first adapter must beat this, not the untuned language model."""
-
-    def rerank_scores(self, history, candidates, retriever_scores, request=""):
-        return [float(x) for x in retriever_scores]
-
-
 class AsServed:
     """An adapter scored as it serves: LM score + its fusion weight x zscore(retriever score); an
     infinite weight serves the retrieval order."""
@@ -116,6 +108,14 @@ class AsServed:
         if math.isinf(self.weight):
             return [float(x) for x in retriever_scores]
         return self.scorer.rerank_scores(history, candidates, retriever_scores, request, retriever_weight=self.weight)
+
+
+class RetrievalOrder(AsServed):
+    """What serves while no adapter does: the lists in their retriever's order (for feedback lists, the
+    order they were shown in). A first adapter must beat this, not the untuned language model."""
+
+    def __init__(self):
+        super().__init__(None, math.inf)
 
 
 def paired_gate_scores(candidate, reference, held: list[RerankExample], replay: list[RerankExample],
@@ -180,14 +180,18 @@ def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_f
     random.Random(seed).shuffle(users)
     wanted = {"gate": n_eval, "fit": n_fit, "train": n_train}
     lists: dict[str, list] = {key: [] for key in wanted}
+
+    def first_open() -> str | None:
+        return next((key for key in wanted if len(lists[key]) < wanted[key]), None)
+
     for start in range(0, len(users), 250):
-        open_kinds = [key for key in wanted if len(lists[key]) < wanted[key]]
-        if not open_kinds:
+        if first_open() is None:
             break
         for example in validation_examples(context, users[start:start + 250]):
-            open_kinds = [key for key in wanted if len(lists[key]) < wanted[key]]
-            if open_kinds:
-                lists[open_kinds[0]].append(example)
+            kind = first_open()
+            if kind is None:
+                break
+            lists[kind].append(example)
     return lists["train"], lists["fit"], lists["gate"]
 
 

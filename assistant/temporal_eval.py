@@ -186,18 +186,20 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     world.assistant.lm = lm
 
     def with_lm(pool: list[str], history: list[Interaction]) -> list[str]:
-        return _lm_rank(world.assistant, pool, history) if lm is not None else pool[:K]
+        return _lm_rank(world.assistant, pool, history) if world.assistant.lm is not None else pool[:K]
 
-    refreshed = [_metrics(with_lm(immediate_pools[user], world.assistant.history(sessions[user])), targets[user])
-                 for user in chosen]
+    def on_test_users() -> list[tuple[float, float]]:
+        """The immediate pools reranked by the world's current reranker."""
+        return [_metrics(with_lm(immediate_pools[user], world.assistant.history(sessions[user])), targets[user])
+                for user in chosen]
+
+    refreshed = on_test_users()
     log(f"refreshed: {_summary(refreshed)} (adapter {refresh.get('version')}: {refresh.get('decision')})")
     rejected_candidate = None
     if refresh.get("decision") == "rejected" and refresh.get("version"):
         # was the gate right? the rejected adapter on the same test users, as it would have served
         world.assistant.lm = ServingReranker(registry, background=False, log=log, pinned=refresh["version"])
-        rejected_candidate = _summary([_metrics(_lm_rank(world.assistant, immediate_pools[user],
-                                                         world.assistant.history(sessions[user])), targets[user])
-                                       for user in chosen])
+        rejected_candidate = _summary(on_test_users())
         world.assistant.lm = lm
         log(f"the rejected adapter, had it been promoted: {rejected_candidate}")
 
@@ -233,7 +235,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike; "
                         "each event carries the list the system showed at that moment (its top 20, earlier "
                         "events applied); a rated item outside it only extends the history",
-            "feedback_events": len(stream), "feedback_on_shown_list": on_shown, "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
+            "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
+            "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
             "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
                                      "budget each), fused with the profile; its user state reads the history, "
                                      "feedback included" if sequential_minutes > 0
