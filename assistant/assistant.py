@@ -196,8 +196,10 @@ class Assistant:
 
     def lm_order(self, request: Request, chosen: list[tuple[Item, float]], history: list[Interaction]
                   ) -> list[tuple[Item, float]]:
-        """The serving LoRA reranker over the top candidates (fused with the retriever score by the
-        weight fitted on held-out users); unchanged when no adapter serves or retrieval order stands."""
+        """The serving LoRA reranker over the top candidates, fused with their retrieval positions by the
+        weight fitted on held-out users (positions: all a feedback list stores of the order it was shown
+        in, so refreshed adapters serve on the feature they were trained and fitted on); unchanged when
+        no adapter serves or retrieval order stands."""
         from assistant.lm_serving import MAX_RERANKED
         from finetune.scorer import item_text
 
@@ -206,7 +208,7 @@ class Assistant:
         top = chosen[:MAX_RERANKED]
         fused = self.lm.scores([item_text(i.title, i.year, i.genres) for i in liked],
                                [item_text(i.title, i.year, i.genres) for i, _ in top],
-                               [score for _, score in top], request.text)
+                               [-float(n) for n in range(len(top))], request.text)
         if fused is None:
             return chosen
         order = sorted(range(len(top)), key=lambda n: -fused[n])

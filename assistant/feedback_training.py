@@ -6,11 +6,13 @@ dislikes are added as explicit negatives. The retriever feature of each candidat
 in the shown list. The user's context is what they liked before that click (data set history
 rated >= 4, then earlier thumbs-up), so no list sees its own future.
 
-Users are split by a hash of their id into training and held-out feedback, so the evaluation gate
-never scores a user the candidate adapter was trained on.
+Users are split by a hash of their id into training, fusion-fit and held-out feedback, so neither the
+fusion-weight fit nor the evaluation gate scores a user the candidate adapter was trained on, and the
+gate never scores a user whose lists chose the fusion weight.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from typing import Iterable, Mapping, Sequence
@@ -23,13 +25,22 @@ from data.feedback import DISLIKE, LIKE, FeedbackEvent
 from finetune.training import RerankExample
 
 HELD_OUT_SHARE = 0.25
+FIT_SHARE = 0.2
 MAX_CANDIDATES = 20
 EXTRA_DISLIKES = 5
 
 
-def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
+def _user_bucket(user_id: str) -> float:
     digest = hashlib.sha256(f"refresh-holdout:{user_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
+    return _user_bucket(user_id) < share
+
+
+def is_fit_user(user_id: str, held_out_share: float = HELD_OUT_SHARE, fit_share: float = FIT_SHARE) -> bool:
+    return held_out_share <= _user_bucket(user_id) < held_out_share + fit_share
 
 
 def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
@@ -74,12 +85,24 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
     return out
 
 
-def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE
-                  ) -> tuple[list[RerankExample], list[RerankExample]]:
-    train, held = [], []
+def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE, fit_share: float = FIT_SHARE
+                  ) -> tuple[list[RerankExample], list[RerankExample], list[RerankExample]]:
+    """(training, fusion-fit, held-out) lists; each user's lists all fall in one of them."""
+    train, fit, held = [], [], []
     for example in examples:
-        (held if is_held_out(example.user_id, share) else train).append(example)
-    return train, held
+        if is_held_out(example.user_id, share):
+            held.append(example)
+        elif is_fit_user(example.user_id, share, fit_share):
+            fit.append(example)
+        else:
+            train.append(example)
+    return train, fit, held
+
+
+def by_position(example: RerankExample) -> RerankExample:
+    """The list with its retriever feature replaced by the candidates' positions, the feature feedback
+    lists carry (only the order they were shown in is stored) and serving passes."""
+    return dataclasses.replace(example, retriever_scores=[-float(n) for n in range(len(example.candidates))])
 
 
 def popularity_replay_examples(histories: Mapping[str, tuple[Sequence[str], Sequence[float]]],

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -100,8 +101,8 @@ def validation_examples(context: RerankContext, users: list[str], require_target
     return examples
 
 
-def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict:
-    """Choose w maximising mean NDCG@10 of LM + w * z(retriever) on the given examples."""
+def fusion_table(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict[str, float]:
+    """Mean NDCG@10 of LM + w * z(retriever) on the examples for each w of the grid ("inf": retriever order)."""
     def ndcg(scores_per_list):
         ranks = np.array([1 + int((s > s[e.target]).sum()) for s, e in zip(scores_per_list, examples)])
         return float(ndcg_at_k(ranks, 10).mean())
@@ -111,7 +112,16 @@ def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample]
         fused = [zscore(e.retriever_scores) if math.isinf(w) else lm + w * zscore(e.retriever_scores)
                  for lm, e in zip(lm_scores, examples)]
         table["inf" if math.isinf(w) else str(w)] = ndcg(fused)
-    best = max(table, key=lambda key: (table[key], key == "inf"))
+    return table
+
+
+def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample],
+                      allowed: Callable[[str], bool] | None = None) -> dict:
+    """Choose w maximising mean NDCG@10 of LM + w * z(retriever) on the given examples, among the
+    weights `allowed` accepts (the retriever order, "inf", is always allowed)."""
+    table = fusion_table(lm_scores, examples)
+    eligible = [w for w in table if w == "inf" or allowed is None or allowed(w)]
+    best = max(eligible, key=lambda key: (table[key], key == "inf"))
     return {"weight": best, "ndcg@10_by_weight": table, "retriever_ndcg@10": table["inf"],
             "lm_alone_ndcg@10": table["0.0"], "fused_ndcg@10": table[best], "fit_lists": len(examples)}
 

@@ -1,17 +1,22 @@
 """`recsys refresh`: train a new adapter version on new feedback, promote it only if it wins.
 
 1. Lists from feedback (see feedback_training): a like is a target among what was shown with it,
-   dislikes are explicit negatives. Users are split by hash into training and held-out.
+   dislikes are explicit negatives. Users are split by hash into training, fusion-fit and held-out.
+   Every list's retriever feature is the candidates' position (all a feedback event stores of the
+   shown list, and what serving passes), replay lists included.
 2. Training starts from the serving adapter (or a fresh one when none serves yet) on the
    training users' feedback lists mixed with a replay sample of the data set's training lists,
    so the adapter does not forget what it knew. Replay lists are the ones `recsys train` trains
    on when the data set has a sequential retriever (a user's validation item among its top 20,
    kept only when it found it); without one, popularity lists.
-3. With retriever replay lists, the candidate's fusion weight (LM + w x retriever) is fitted on
-   replay lists of users neither training nor the gate sees, as `recsys train` does (w = inf:
-   retrieval order). The gate scores the candidate and the serving version, each as it serves
-   (with its fusion weight), on the SAME held-out lists: the held-out users' feedback, and
-   replay lists of data set users that neither saw in training.
+3. The candidate's fusion weight (LM + w x retriever position; w = inf: the retrieval order) is
+   fitted on the fit users' feedback lists, which neither training nor the gate sees, among the
+   weights that keep NDCG@10 on fit replay lists within the tolerance of the retrieval order's: the
+   weight that serves today's users best without forgetting the old ones. With too few fit
+   feedback lists it is fitted on the replay lists alone, as `recsys train` does. The gate scores
+   the candidate and the serving version, each as it serves (with its fusion weight), on the SAME
+   held-out lists: the held-out users' feedback, and replay lists of data set users that neither
+   saw in training.
    It promotes only if the candidate's held-out NDCG@10 gain is above the margin with a 95%
    bootstrap interval above zero, and replay NDCG@10 does not drop by more than the tolerance.
    The gate has a time budget: lists are scored by both versions in a fixed seeded order,
@@ -33,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.feedback_training import feedback_examples, popularity_replay_examples, split_by_user
-from assistant.lm_reranking import FUSION_FILE, RerankContext, fit_fusion_weight, score_examples, validation_examples
+from assistant.feedback_training import by_position, feedback_examples, popularity_replay_examples, split_by_user
+from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fusion_table, score_examples,
+                                    validation_examples)
 from assistant.lm_serving import fusion_weight
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
 from assistant.reranker_data import item_texts
@@ -62,7 +68,9 @@ class RefreshConfig:
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
     replay_eval_users: int = 200  # replay lists the gate scores
-    fit_lists: int = 80  # replay lists that fit the candidate's fusion weight (retriever replay only)
+    fit_lists: int = 60  # replay lists of the fusion-weight fit (retriever replay only): its forgetting bound
+    max_fit_feedback: int = 100  # fit users' feedback lists that choose the fusion weight (seeded sample above this)
+    min_fit_feedback: int = 20  # fewer than this: the weight is fitted on the replay lists alone
     max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
@@ -172,6 +180,23 @@ def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidat
                       f"{held['ci_high']:+.4f}]), replay drop {replay_drop:.1%}"}
 
 
+def fit_refresh_fusion(feedback_scores: list[np.ndarray], feedback_fit: list[RerankExample],
+                       replay_scores: list[np.ndarray], replay_fit: list[RerankExample], tolerance: float) -> dict:
+    """The fusion weight ranking the fit users' feedback best among the weights whose replay NDCG@10
+    stays within `tolerance` (relative) of the retrieval order's on the replay fit lists."""
+    replay = fusion_table(replay_scores, replay_fit) if replay_fit else None
+
+    def keeps_replay(weight: str) -> bool:
+        return replay is None or replay[weight] >= (1.0 - tolerance) * replay["inf"]
+
+    fusion = fit_fusion_weight(feedback_scores, feedback_fit, allowed=keeps_replay)
+    fusion["fit_users"] = "feedback lists of users neither training nor the gate sees"
+    if replay is not None:
+        fusion["replay_ndcg@10_by_weight"] = replay
+        fusion["replay_fit_lists"] = len(replay_fit)
+    return fusion
+
+
 def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_fit: int, n_eval: int
                             ) -> tuple[list, list, list]:
     """(training, fusion-fit, gate) replay lists from disjoint data set users: the lists `recsys train`
@@ -246,9 +271,11 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     histories = {u: dataset.user_history(u) for u in {e.user_id for e in events} if u in known}
     lists = feedback_examples(events, histories, texts)
     new_ids = {e.event_id for e in new_events}
-    train_lists, held_lists = split_by_user(lists)
+    train_lists, fit_feedback, held_lists = split_by_user(lists)
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
+    if len(fit_feedback) > config.max_fit_feedback:
+        fit_feedback = random.Random(config.seed + 1).sample(fit_feedback, config.max_fit_feedback)
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
     sequential_dir = sequential_model_dir(home, dataset_name)
@@ -261,13 +288,16 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         replay_kind = "popularity top 200 (no sequential retriever)"
         replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
         replay_fit = []
+    replay_train, replay_fit, replay_eval = ([by_position(x) for x in part] for part in (replay_train, replay_fit,
+                                                                                       replay_eval))
     rng = random.Random(config.seed)
     n_replay = min(len(replay_train), n_replay_wanted)
     mix = train_lists + rng.sample(replay_train, n_replay)
     rng.shuffle(mix)
     log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
-        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
-        f"{n_replay} replay lists in the mix, {len(replay_fit)} to fit the fusion weight, {len(replay_eval)} for "
+        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(fit_feedback)} to fit the fusion "
+        f"weight, {len(held_lists)} held-out), {n_replay} replay lists in the mix, {len(replay_fit)} bounding the "
+        f"fusion fit, {len(replay_eval)} for "
         f"the gate (replay: {replay_kind})")
     if not train_lists:
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
@@ -295,13 +325,21 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
 
     dtype = torch.bfloat16
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
-    if replay_fit:
-        log(f"fusion weight: scoring {len(replay_fit)} replay lists of users neither training nor the gate sees")
+    fusion = None
+    if len(fit_feedback) >= config.min_fit_feedback:
+        log(f"fusion weight: scoring {len(fit_feedback)} feedback lists and {len(replay_fit)} replay lists of users "
+            f"neither training nor the gate sees")
+        fusion = fit_refresh_fusion(score_examples(candidate_scorer, fit_feedback), fit_feedback,
+                                    score_examples(candidate_scorer, replay_fit), replay_fit, config.tolerance)
+    elif replay_fit:
+        log(f"fusion weight: {len(fit_feedback)} fit feedback lists (need {config.min_fit_feedback}); scoring "
+            f"{len(replay_fit)} replay lists of users neither training nor the gate sees")
         fusion = fit_fusion_weight(score_examples(candidate_scorer, replay_fit), replay_fit)
         fusion["fit_users"] = "replay lists of data set users outside training and the gate, validation items"
+    if fusion is not None:
         (candidate_folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
-        log(f"fusion weight {fusion['weight']}: replay NDCG@10 retriever {fusion['retriever_ndcg@10']:.4f}, "
-            f"fused {fusion['fused_ndcg@10']:.4f}")
+        log(f"fusion weight {fusion['weight']}: fit NDCG@10 retrieval order {fusion['retriever_ndcg@10']:.4f}, "
+            f"fused {fusion['fused_ndcg@10']:.4f} ({fusion['fit_lists']} lists)")
     candidate = AsServed(candidate_scorer, fusion_weight(candidate_folder, candidate_scorer))
     if serving:
         serving_scorer = registry.load(serving, model_dir=model_dir, dtype=dtype)
@@ -323,6 +361,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     gate.update(compared_with=serving or "retrieval order (no adapter served yet)",
                 candidate_fusion_weight=str(candidate_weight), replay=replay_kind,
                 lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
+                fusion_fit=None if fusion is None else {k: fusion[k] for k in (
+                    "weight", "fit_users", "fit_lists", "retriever_ndcg@10", "fused_ndcg@10")},
                 gate_seconds=round(time.perf_counter() - gate_started, 1))
     metrics_path = candidate_folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())

@@ -29,11 +29,14 @@ before T0 held out, ranked from their earlier history).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +46,8 @@ from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
 from assistant.recommender import Recommender
 from assistant.refresh import RefreshConfig, run_refresh
-from assistant.retriever_training import SEQUENTIAL_KIND, sequential_model_dir, train_retriever
+from assistant.retriever_training import (SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir,
+                                          train_retriever)
 from assistant.request_parser import Request
 from data.catalogue import Interaction
 from data.feedback import FeedbackStore
@@ -55,7 +59,7 @@ from retrieval.embedder import Embedder
 from retrieval.filters import Constraints
 from retrieval.item_index import ItemIndex
 from retrieval.profiles import ProfileStore, ProfileWeights
-from retrieval.sequential import SASRecRetriever
+from retrieval.sequential import SASRecConfig, SASRecRetriever
 from retrieval.vector_store import ChromaLocation, open_client
 
 K = 10
@@ -80,7 +84,7 @@ class _World:
     """One state of the system: a data set cut at a time, its vectors and profiles in a private Chroma."""
 
     def __init__(self, root: Path, name: str, items, interactions, embedder: Embedder, home_models: Path,
-                 sequential_minutes: float = 0.0, log=print):
+                 sequential_minutes: float = 0.0, sequential_cache: Path | None = None, log=print):
         self.home = RuntimeHome(root).ensure()
         # a sequential model is trained per world, inside it (a shared models folder let a world resume
         # another run's SASRec and left it in the real home)
@@ -92,8 +96,8 @@ class _World:
         sequential, sequential_index = None, None
         self.sequential_report = None
         if sequential_minutes > 0:  # a SASRec trained on this world's interactions only
-            self.sequential_report = train_retriever(self.home, name, self.client, minutes=sequential_minutes,
-                                                     max_epochs=None, log=log)
+            self.sequential_report = self._sequential_retriever(name, interactions, sequential_minutes,
+                                                                sequential_cache, log)
             sequential = SASRecRetriever.load(sequential_model_dir(self.home, name))
             sequential_index = ItemIndex(self.client, name, kind=SEQUENTIAL_KIND, space="ip")
         self.recommender = Recommender(self.dataset, ItemIndex(self.client, name),
@@ -101,6 +105,32 @@ class _World:
                                        sequential=sequential, sequential_index=sequential_index)
         self.assistant = Assistant(self.recommender, FeedbackStore(self.home.feedback_db()), diversity=0.0,
                                    dislike_penalty=0.0)
+
+    def _sequential_retriever(self, name: str, interactions, minutes: float, cache: Path | None, log) -> dict:
+        """Train this world's SASRec, or reuse the one an earlier run trained on exactly the same
+        interactions with the same budget (a world's interactions do not depend on the seed or the
+        test users), and publish its item vectors into this world's Chroma."""
+        target = sequential_model_dir(self.home, name)
+        fingerprint = hashlib.sha256(json.dumps([asdict(SASRecConfig()), minutes, name]).encode())
+        for x in interactions:
+            fingerprint.update(f"{x.user_id}\t{x.item_id}\t{x.rating}\t{x.timestamp}\n".encode())
+        kept = None if cache is None else cache / f"{name}-{fingerprint.hexdigest()[:16]}"
+        if kept is not None and (kept / "report.json").exists():
+            shutil.copytree(kept / "model", target, dirs_exist_ok=True)
+            published = publish_sequential_vectors(self.dataset, SASRecRetriever.load(target), self.client)
+            report = {**json.loads((kept / "report.json").read_text()), "item_vectors_in_chroma": published,
+                      "reused": "trained by an earlier run of this protocol on the same interactions and budget"}
+            log(f"{name}: reusing the SASRec trained on the same interactions by an earlier run ({kept})")
+            return report
+        report = train_retriever(self.home, name, self.client, minutes=minutes, max_epochs=None, log=log)
+        if kept is not None:
+            partial = kept.with_name(kept.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(target, partial / "model")
+            (partial / "report.json").write_text(json.dumps(report, indent=2))
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(partial, kept)
+        return report
 
     def rank(self, user: str, history: list[Interaction], exclude: set[str], n: int = K) -> list[str]:
         request = Request(text="", constraints=Constraints())
@@ -116,7 +146,7 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
                  refresh_minutes: float = 5.0, model: str = "smollm2", sequential_minutes: float = 0.0,
-                 log=print) -> dict:
+                 refresh_threads: int = 1, reuse_retrievers: bool = True, log=print) -> dict:
     started = time.perf_counter()
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
@@ -146,7 +176,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     shutil.rmtree(work, ignore_errors=True)
     embedder = Embedder(cache_path=home.embedding_cache())
     name = f"{dataset_name}-t0"
-    world = _World(work / "t0", name, items, before, embedder, home.models, sequential_minutes, log)
+    sequential_cache = home.root / "eval" / "temporal-sasrec" if reuse_retrievers else None
+    world = _World(work / "t0", name, items, before, embedder, home.models, sequential_minutes, sequential_cache, log)
     history_t0 = {user: world.dataset.user_history(user) for user in chosen}
 
     stale = [_metrics(world.rank(user, history_t0[user], set(), K), targets[user]) for user in chosen]
@@ -180,7 +211,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
 
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=60, min_held_out=20,
-                                                          max_gate_lists=100, threads=1, seed=seed), log=log)
+                                                          max_gate_lists=300, threads=refresh_threads, seed=seed),
+                          log=log)
     registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
@@ -204,7 +236,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         log(f"the rejected adapter, had it been promoted: {rejected_candidate}")
 
     up_to_t1 = [x for x in rows if x.timestamp <= t1]
-    rebuilt = _World(work / "t1", f"{dataset_name}-t1", items, up_to_t1, embedder, home.models, sequential_minutes, log)
+    rebuilt = _World(work / "t1", f"{dataset_name}-t1", items, up_to_t1, embedder, home.models, sequential_minutes,
+                     sequential_cache, log)
     retrained = []
     for user in chosen:
         history = rebuilt.dataset.user_history(user)

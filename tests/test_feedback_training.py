@@ -1,9 +1,12 @@
 """Lists built from feedback events: the target where it was shown, dislikes as negatives, no future."""
 from __future__ import annotations
 
-from assistant.feedback_training import feedback_examples, is_held_out, split_by_user
+from hypothesis import given, strategies as st
+
+from assistant.feedback_training import by_position, feedback_examples, is_fit_user, is_held_out, split_by_user
 from data.catalogue import Interaction
 from data.feedback import DISLIKE, LIKE, FeedbackEvent
+from finetune.training import RerankExample
 
 TEXTS = {str(n): f"Film {n} (1990)" for n in range(1, 30)}
 
@@ -30,14 +33,28 @@ def test_a_like_sees_only_what_came_before_it():
     assert TEXTS["5"] not in first.history and TEXTS["3"] in second.history
 
 
-def test_held_out_users_are_a_stable_share():
+def test_held_out_and_fit_users_are_stable_disjoint_shares():
     users = [f"user{n}" for n in range(4000)]
     share = sum(is_held_out(u) for u in users) / len(users)
+    fit_share = sum(is_fit_user(u) for u in users) / len(users)
     assert 0.22 < share < 0.28 and [is_held_out(u) for u in users[:50]] == [is_held_out(u) for u in users[:50]]
-    events = [ev(u, "3", LIKE, ["3", "4"]) for u in users[:200]]
-    hist = {u: [Interaction(u, "1", 5.0, 1)] for u in users[:200]}
-    train, held = split_by_user(feedback_examples(events, hist, TEXTS))
-    assert not {e.user_id for e in train} & {e.user_id for e in held}
+    assert 0.17 < fit_share < 0.23 and not any(is_held_out(u) and is_fit_user(u) for u in users)
+    events = [ev(u, "3", LIKE, ["3", "4"]) for u in users[:300]]
+    hist = {u: [Interaction(u, "1", 5.0, 1)] for u in users[:300]}
+    lists = feedback_examples(events, hist, TEXTS)
+    train, fit, held = split_by_user(lists)
+    groups = [{e.user_id for e in part} for part in (train, fit, held)]
+    assert all(groups) and len(train) + len(fit) + len(held) == len(lists)
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=20))
+def test_by_position_keeps_the_list_and_orders_the_feature_by_position(scores):
+    example = RerankExample(user_id="u", history=["a"], candidates=[f"c{n}" for n in range(len(scores))], target=1,
+                            retriever_scores=scores, candidate_ids=[str(n) for n in range(len(scores))])
+    moved = by_position(example)
+    assert moved.candidates == example.candidates and moved.target == 1 and moved.retriever_scores[0] == 0.0
+    assert all(a > b for a, b in zip(moved.retriever_scores, moved.retriever_scores[1:]))
 
 
 def test_an_item_the_user_also_liked_is_never_a_negative():

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assistant.refresh import (AsServed, RefreshConfig, RetrievalOrder, _retriever_replay_lists, gate_decision,
-                               list_ndcg, paired_gate_scores, run_refresh)
+from assistant.refresh import (AsServed, RefreshConfig, RetrievalOrder, _retriever_replay_lists, fit_refresh_fusion,
+                               gate_decision, list_ndcg, paired_gate_scores, run_refresh)
 from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -106,6 +106,35 @@ def test_an_adapter_is_gated_as_it_serves():
     assert AsServed(_FixedLM(), float("inf")).rerank_scores([], candidates, retriever) == retriever
     assert np.argmax(AsServed(_FixedLM(), 0.0).rerank_scores([], candidates, retriever)) == 2
     assert np.argmax(AsServed(_FixedLM(), 10.0).rerank_scores([], candidates, retriever)) == 0
+
+
+def _positional(target: int, n: int = 10) -> RerankExample:
+    return RerankExample("u", ["A (1990)"], [f"c{j}" for j in range(n)], target, [-float(j) for j in range(n)])
+
+
+def _pointing_at(examples, picks):
+    """LM scores that put a chosen candidate of each list first."""
+    out = []
+    for example, pick in zip(examples, picks):
+        scores = np.zeros(len(example.candidates))
+        scores[pick] = 100.0  # beyond what any finite grid weight gives the retriever position
+        out.append(scores)
+    return out
+
+
+def test_the_refresh_fusion_weight_follows_the_feedback_within_the_replay_bound():
+    """Feedback targets sit low in the shown lists and the LM finds them: the fit trusts the LM. When
+    the same LM wrecks the replay lists (it points away from targets the retriever ranks first), only
+    the retrieval order keeps replay within the tolerance, and the fit falls back to it."""
+    feedback = [_positional(7) for _ in range(30)]
+    replay = [_positional(0) for _ in range(20)]
+    finds_feedback = _pointing_at(feedback, [7] * 30)
+    harmless = fit_refresh_fusion(finds_feedback, feedback, _pointing_at(replay, [0] * 20), replay, 0.02)
+    assert harmless["weight"] != "inf" and harmless["fused_ndcg@10"] == pytest.approx(1.0)
+    assert harmless["fit_users"].startswith("feedback lists")
+    harmful = fit_refresh_fusion(finds_feedback, feedback, _pointing_at(replay, [9] * 20), replay, 0.02)
+    assert harmful["weight"] == "inf" and harmful["fused_ndcg@10"] == pytest.approx(harmful["retriever_ndcg@10"])
+    assert harmful["replay_ndcg@10_by_weight"]["0.0"] < 0.98 * harmful["replay_ndcg@10_by_weight"]["inf"]
 
 
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):

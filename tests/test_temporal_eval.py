@@ -58,3 +58,34 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         assert saved["gate"]["replay"].startswith("sequential retriever")  # each world has its SASRec
     # each world trained its SASRec inside its own (removed) folder: none reached the shared models
     assert not [p.name for p in source.models.iterdir() if p.name.startswith("sasrec-ml-100k-t")]
+
+
+def test_a_world_reuses_only_the_sasrec_trained_on_the_same_interactions(ml100k, embedder, tmp_path):
+    """A second world on the same interactions reuses the first one's SASRec (same scores, no
+    training); a world missing one interaction trains its own."""
+    import numpy as np
+
+    from assistant.retriever_training import sequential_model_dir
+    from assistant.temporal_eval import _World
+    from data.store import Dataset
+    from retrieval.sequential import SASRecRetriever
+
+    source, _, _ = ml100k
+    dataset = Dataset(source.dataset_db("ml-100k"))
+    rows = sorted((x for user in sorted(dataset.user_ids())[:300] for x in dataset.user_history(user)),
+                  key=lambda x: (x.timestamp, x.user_id, x.item_id))
+    cache = tmp_path / "sasrec-cache"
+
+    def world(folder: str, interactions):
+        return _World(tmp_path / folder, "ml-100k-t0", dataset.items(), interactions, embedder, source.models,
+                      sequential_minutes=0.05, sequential_cache=cache, log=lambda *_: None)
+
+    first, second, other = world("a", rows), world("b", rows), world("c", rows[:-1])
+    assert "reused" not in first.sequential_report and "reused" in second.sequential_report
+    assert "reused" not in other.sequential_report
+    history = [[x.item_id for x in rows[:20]]]
+    scores = [SASRecRetriever.load(sequential_model_dir(w.home, "ml-100k-t0")).score_all(history)[0]
+              for w in (first, second)]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert second.sequential_report["item_vectors_in_chroma"] == first.sequential_report["item_vectors_in_chroma"]
+    assert len(list(cache.iterdir())) == 2 and not list(cache.glob("*.partial"))

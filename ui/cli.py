@@ -183,7 +183,8 @@ def cmd_eval(settings, args) -> int:
 
         result = run_temporal(home, args.dataset, args.users, args.seed, Path(args.json) if args.json else None,
                               refresh_minutes=args.refresh_minutes, model=args.model or "smollm2",
-                              sequential_minutes=args.retriever_minutes)
+                              sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
+                              reuse_retrievers=not args.retrain_retrievers)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         print(f"forgetting {result['forgetting']:.4f}; refresh {result['refresh_seconds']} s "
@@ -259,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--refresh-minutes", type=float, default=5.0, help="temporal protocol: refresh training budget")
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
+    ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
+    ev.add_argument("--retrain-retrievers", action="store_true",
+                    help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "
+                         "trained on the same interactions and budget")
     ev.add_argument("--json", help="write the result here (and a PNG chart beside it)")
     ev.set_defaults(func=cmd_eval)
     serve = sub.add_parser("serve", help="start the chat UI (127.0.0.1 unless --host)")
