@@ -29,6 +29,7 @@ from data.home import RuntimeHome
 from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry, load_adapter
+from finetune.scorer import fast_dtype
 from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import MODEL_FILE, SASRecRetriever
 
@@ -166,7 +167,7 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
     import torch
 
     folder = Path(result["adapter_dir"])
-    scorer = load_adapter(folder, model_dir=model_dir, dtype=torch.bfloat16)
+    scorer = load_adapter(folder, model_dir=model_dir, dtype=fast_dtype())
     fusion = fit_fusion_weight(score_examples(scorer, fit), fit)
     fusion["fit_users"] = "seeded disjoint subset, validation items"
     (folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))

@@ -120,10 +120,8 @@ def chart(result: dict, path: Path) -> None:
 def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: int, seed: int,
              model_name: str | None, adapter_version: str | None, json_path: Path | None,
              include_lm: bool = True, include_base: bool = True) -> dict:
-    import torch
-
     from finetune.adapters import AdapterRegistry
-    from finetune.scorer import build_scorer
+    from finetune.scorer import build_scorer, fast_dtype
 
     context = RerankContext.load(home, dataset_name, sequential_dir)
     chosen = sample_users(context.split, users, seed)
@@ -134,9 +132,9 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
     if include_lm:
         registry = AdapterRegistry.of_home(home)
         version = adapter_version or registry.serving() or (registry.versions()[-1].version if registry.versions() else None)
-        lora = registry.load(version, dtype=torch.bfloat16) if version else None
+        lora = registry.load(version, dtype=fast_dtype()) if version else None
         model_dir = registry.model_dir(version) if version else home.models / (model_name or "smollm2")
-        base = build_scorer(model_dir, dtype=torch.bfloat16) if include_base or lora is None else None
+        base = build_scorer(model_dir, dtype=fast_dtype()) if include_base or lora is None else None
         if base is not None:
             target_scores["rerank_base"] = {}
             rerankers["rerank_base"] = lm_reranker(context, user_by_history, base, None, "rerank_base",

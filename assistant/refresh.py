@@ -50,6 +50,7 @@ from data.home import RuntimeHome
 from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
+from finetune.scorer import fast_dtype
 from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import MODEL_FILE
 
@@ -323,7 +324,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
 
     from finetune.adapters import load_adapter
 
-    dtype = torch.bfloat16
+    dtype = fast_dtype()
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
     fusion = None
     if len(fit_feedback) >= config.min_fit_feedback:

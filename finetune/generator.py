@@ -6,7 +6,8 @@
     out.text, out.new_tokens, out.seconds
 
 Greedy decoding, at most `max_new_tokens` new tokens, under torch.inference_mode and (by default)
-bf16 autocast with bf16 weights (about 1.8x faster than fp32 on this CPU, RESOURCES.md).
+bf16 autocast with bf16 weights where the CPU has native bf16 (about 1.8x faster than fp32 there,
+RESOURCES.md), fp32 elsewhere (emulated bf16 is several times slower).
 Generation stops early once the text holds `stop_after_sentences` complete sentences.
 One generator is not safe to call from two threads at once; callers hold a lock.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from finetune.scorer import autocast_context, load_base
+from finetune.scorer import autocast_context, fast_dtype, load_base
 
 _SENTENCE_END = re.compile(r"[.!?](?:[\"'”’)\]]*)(?=\s|$)")
 
@@ -69,7 +70,7 @@ class TextGenerator:
                 folder = folder / "adapter"
             if not (folder / "adapter_config.json").exists():
                 raise FileNotFoundError(f"no peft adapter (adapter_config.json) in {folder}")
-        model, tok = load_base(model_dir, dtype=torch.bfloat16 if bf16 else torch.float32)
+        model, tok = load_base(model_dir, dtype=fast_dtype() if bf16 else torch.float32)
         label = name or Path(model_dir).name
         if folder is not None:
             from peft import PeftModel

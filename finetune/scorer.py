@@ -19,6 +19,7 @@ the score of the full concatenated sequence run alone (up to float noise).
 from __future__ import annotations
 
 import contextlib
+import functools
 import copy
 import json
 from collections import OrderedDict
@@ -65,8 +66,22 @@ def without_genres(text: str) -> str:
     return text
 
 
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices through oneDNN (AVX512 or newer). Without it (an
+    AVX2-only CPU) bf16 weights and bf16 autocast run an emulated path: on an AVX2 AMD EPYC a
+    SmolLM2 matrix product took 8x as long in bf16 as in fp32, a LoRA training step 30x."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def fast_dtype() -> torch.dtype:
+    """bf16 where this CPU runs it natively (~1.8x faster than fp32 there), else fp32."""
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+
 def autocast_context(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+    """bf16 autocast when asked for and native on this CPU; otherwise the weights' own precision."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled and native_bf16() else contextlib.nullcontext()
 
 
 class RerankScorer(nn.Module):

@@ -175,3 +175,15 @@ def test_rerank_scores_adds_weighted_retriever_feature(scorer):
                                  retriever_weight=2.0)
     z = torch.tensor([1.0, 0.0, -1.0]) * (1 / (2 / 3) ** 0.5)
     assert torch.allclose(torch.tensor(fused), lm + 2.0 * z, atol=1e-4)
+
+
+def test_bf16_is_used_only_where_the_cpu_has_it_natively():
+    """On a CPU without native bf16 (AVX2 only) bf16 runs an emulated kernel, 4-8x slower than fp32
+    (bench/bench_cpu_dtype.py): autocast then stays off and weights load in fp32."""
+    from finetune.scorer import autocast_context, fast_dtype, native_bf16
+
+    with autocast_context(True):
+        assert torch.is_autocast_enabled("cpu") == native_bf16()
+    with autocast_context(False):
+        assert not torch.is_autocast_enabled("cpu")
+    assert fast_dtype() == (torch.bfloat16 if native_bf16() else torch.float32)
