@@ -117,7 +117,7 @@ def _pointing_at(examples, picks):
     out = []
     for example, pick in zip(examples, picks):
         scores = np.zeros(len(example.candidates))
-        scores[pick] = 100.0  # beyond what any finite grid weight gives the retriever position
+        scores[pick] = 1000.0  # beyond what any finite grid weight gives the retriever position
         out.append(scores)
     return out
 
