@@ -200,6 +200,7 @@ class Assistant:
         weight fitted on held-out users (positions: all a feedback list stores of the order it was shown
         in, so refreshed adapters serve on the feature they were trained and fitted on); unchanged when
         no adapter serves or retrieval order stands."""
+        from assistant.feedback_training import position_scores
         from assistant.lm_serving import MAX_RERANKED
         from finetune.scorer import item_text
 
@@ -208,7 +209,7 @@ class Assistant:
         top = chosen[:MAX_RERANKED]
         fused = self.lm.scores([item_text(i.title, i.year, i.genres) for i in liked],
                                [item_text(i.title, i.year, i.genres) for i, _ in top],
-                               [-float(n) for n in range(len(top))], request.text)
+                               position_scores(len(top)), request.text)
         if fused is None:
             return chosen
         order = sorted(range(len(top)), key=lambda n: -fused[n])

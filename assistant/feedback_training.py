@@ -79,7 +79,7 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
                 out.append(RerankExample(
                     user_id=user, history=history, candidates=[texts[i] for i in candidates],
                     target=candidates.index(event.item_id),
-                    retriever_scores=[-float(n) for n in range(len(candidates))],
+                    retriever_scores=position_scores(len(candidates)),
                     request=str(event.context.get("query") or "")[:200], candidate_ids=candidates))
             liked_before.append(event.item_id)
     return out
@@ -99,10 +99,15 @@ def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHA
     return train, fit, held
 
 
+def position_scores(n: int) -> list[float]:
+    """The retriever feature of a list known only by its order: first highest."""
+    return [-float(rank) for rank in range(n)]
+
+
 def by_position(example: RerankExample) -> RerankExample:
     """The list with its retriever feature replaced by the candidates' positions, the feature feedback
     lists carry (only the order they were shown in is stored) and serving passes."""
-    return dataclasses.replace(example, retriever_scores=[-float(n) for n in range(len(example.candidates))])
+    return dataclasses.replace(example, retriever_scores=position_scores(len(example.candidates)))
 
 
 def popularity_replay_examples(histories: Mapping[str, tuple[Sequence[str], Sequence[float]]],

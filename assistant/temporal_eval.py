@@ -96,9 +96,8 @@ class _World:
         sequential, sequential_index = None, None
         self.sequential_report = None
         if sequential_minutes > 0:  # a SASRec trained on this world's interactions only
-            self.sequential_report = self._sequential_retriever(name, interactions, sequential_minutes,
-                                                                sequential_cache, log)
-            sequential = SASRecRetriever.load(sequential_model_dir(self.home, name))
+            self.sequential_report, sequential = self._sequential_retriever(name, interactions, sequential_minutes,
+                                                                            sequential_cache, log)
             sequential_index = ItemIndex(self.client, name, kind=SEQUENTIAL_KIND, space="ip")
         self.recommender = Recommender(self.dataset, ItemIndex(self.client, name),
                                        ProfileStore(self.client, name, ProfileWeights()), embedder, FusionWeights(),
@@ -106,22 +105,26 @@ class _World:
         self.assistant = Assistant(self.recommender, FeedbackStore(self.home.feedback_db()), diversity=0.0,
                                    dislike_penalty=0.0)
 
-    def _sequential_retriever(self, name: str, interactions, minutes: float, cache: Path | None, log) -> dict:
+    def _sequential_retriever(self, name: str, interactions, minutes: float, cache: Path | None, log
+                              ) -> tuple[dict, SASRecRetriever]:
         """Train this world's SASRec, or reuse the one an earlier run trained on exactly the same
         interactions with the same budget (a world's interactions do not depend on the seed or the
         test users), and publish its item vectors into this world's Chroma."""
         target = sequential_model_dir(self.home, name)
-        fingerprint = hashlib.sha256(json.dumps([asdict(SASRecConfig()), minutes, name]).encode())
-        for x in interactions:
-            fingerprint.update(f"{x.user_id}\t{x.item_id}\t{x.rating}\t{x.timestamp}\n".encode())
-        kept = None if cache is None else cache / f"{name}-{fingerprint.hexdigest()[:16]}"
+        kept = None
+        if cache is not None:
+            fingerprint = hashlib.sha256(json.dumps([asdict(SASRecConfig()), minutes, name]).encode())
+            for x in interactions:
+                fingerprint.update(f"{x.user_id}\t{x.item_id}\t{x.rating}\t{x.timestamp}\n".encode())
+            kept = cache / f"{name}-{fingerprint.hexdigest()[:16]}"
         if kept is not None and (kept / "report.json").exists():
             shutil.copytree(kept / "model", target, dirs_exist_ok=True)
-            published = publish_sequential_vectors(self.dataset, SASRecRetriever.load(target), self.client)
+            retriever = SASRecRetriever.load(target)
+            published = publish_sequential_vectors(self.dataset, retriever, self.client)
             report = {**json.loads((kept / "report.json").read_text()), "item_vectors_in_chroma": published,
                       "reused": "trained by an earlier run of this protocol on the same interactions and budget"}
             log(f"{name}: reusing the SASRec trained on the same interactions by an earlier run ({kept})")
-            return report
+            return report, retriever
         report = train_retriever(self.home, name, self.client, minutes=minutes, max_epochs=None, log=log)
         if kept is not None:
             partial = kept.with_name(kept.name + ".partial")
@@ -130,7 +133,7 @@ class _World:
             (partial / "report.json").write_text(json.dumps(report, indent=2))
             shutil.rmtree(kept, ignore_errors=True)
             os.replace(partial, kept)
-        return report
+        return report, SASRecRetriever.load(target)
 
     def rank(self, user: str, history: list[Interaction], exclude: set[str], n: int = K) -> list[str]:
         request = Request(text="", constraints=Constraints())

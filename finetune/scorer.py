@@ -70,7 +70,7 @@ def without_genres(text: str) -> str:
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices through oneDNN (AVX512 or newer). Without it (an
     AVX2-only CPU) bf16 weights and bf16 autocast run an emulated path: on an AVX2 AMD EPYC a
-    SmolLM2 matrix product took 8x as long in bf16 as in fp32, a LoRA training step 30x."""
+    SmolLM2 matrix product took 8x as long in bf16 as in fp32, a LoRA training step ~20x."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
