@@ -5,7 +5,8 @@ Data (leave-last-out split, training period only):
   candidates = the sequential retriever's top-20 for that history (hard negatives), kept only
   when the retriever found the target naturally (no inserted positives);
 - fit users (a disjoint, seeded subset) set the fusion weight w of
-  serving score = LM score + w * zscore(retriever score), by NDCG@10 on their validation items;
+  serving score = LM score + w * zscore(retrieval position), by NDCG@10 on their validation items
+  (the position, not the retriever's score: it is all a feedback list stores and what serving passes);
   w = inf (retriever order) is allowed, so the fused reranker never does worse than the
   retriever on those held-out users;
 - test items never reach training or fitting (`assert_no_leakage`).
@@ -23,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.feedback_training import by_position
 from assistant.metrics import ndcg_at_k, zscore
 from assistant.reranker_data import assert_no_leakage, build_examples, item_texts, liked_history
 from data.home import RuntimeHome
@@ -154,16 +156,18 @@ def train_reranker(home: RuntimeHome, dataset_name: str, model_name: str, sequen
     context = RerankContext.load(home, dataset_name, sequential_dir)
     train_users, fit_users = split_users(context, seed)
     log(f"building training lists from {len(train_users)} users (validation targets, retriever top-{N_CANDIDATES})")
-    examples = validation_examples(context, train_users)
+    # the retriever feature is the candidates' position, as serving and the refresh pass it
+    examples = [by_position(x) for x in validation_examples(context, train_users)]
     random.Random(seed).shuffle(examples)
-    fit = validation_examples(context, fit_users)
+    fit = [by_position(x) for x in validation_examples(context, fit_users)]
     log(f"{len(examples)} training lists (target found by the retriever), {len(fit)} fit lists")
     registry = AdapterRegistry.of_home(home)
     run_dir = home.root / "runs" / f"rerank-{dataset_name}-{model_name}"
     result = train(model_dir, examples, TrainConfig(seed=seed), out_dir=run_dir, minutes=minutes,
                    max_examples=max_examples,
                    extra_summary={"dataset": dataset_name, "split": "leave-last-out, validation items as targets",
-                                  "candidates": f"SASRec top-{N_CANDIDATES}, history removed"}, log=log)
+                                  "candidates": f"SASRec top-{N_CANDIDATES}, history removed",
+                                  "retriever_feature": "position in the SASRec list"}, log=log)
     import torch
 
     folder = Path(result["adapter_dir"])

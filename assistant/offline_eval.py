@@ -2,7 +2,7 @@
 
 Stages on the same sampled users: popularity, retrieval (the sequential retriever),
 rerank_base (the LM without adapter, Yes-No score alone), rerank_lora_alone (the adapter's LM
-score alone), rerank_lora (the serving score: LM + fitted w x z(retriever)), plus
+score alone), rerank_lora (the serving score: LM + fitted w x z(retrieval position)), plus
 candidate_recall@20. Also the held-out like/dislike AUC of the LM scores: each sampled user's
 TEST item, rated >= 4 (like) against <= 2 (dislike), scored from the training history, pooled
 over users (TALLRec's measure), with a bootstrap CI.
@@ -49,7 +49,8 @@ def lm_reranker(context: RerankContext, user_by_history: dict[tuple, str], score
                 out[row] = lm
             else:
                 retr = context.sequential.score_all([history])[0][[context.item_index[c] for c in cands]]
-                out[row] = zscore(retr) if math.isinf(weight) else lm + weight * zscore(retr)
+                position = -np.argsort(np.argsort(-retr, kind="stable"), kind="stable").astype(np.float64)
+                out[row] = zscore(retr) if math.isinf(weight) else lm + weight * zscore(position)
         return out
 
     return rerank
@@ -156,7 +157,7 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
         extra["like_dislike_auc"] = {name: like_dislike_auc(context, scores) for name, scores in target_scores.items()}
     result["protocol"]["retrieval"] = "SASRec (full-softmax CE), trained on the training period"
     result["protocol"]["rerank_scores"] = ("rerank_base / rerank_lora_alone: LM Yes-No score alone; rerank_lora: "
-                                           "LM + w x zscore(retriever), w fitted on disjoint users' validation items")
+                                           "LM + w x zscore(retrieval position), as served, w fitted on disjoint users' validation items")
     result["protocol"]["auc"] = "test items rated >=4 vs <=2 of the sampled users, LM score alone, pooled"
     result.update(extra)
     if json_path:

@@ -22,7 +22,11 @@
    The gate has a time budget: lists are scored by both versions in a fixed seeded order,
    held-out and replay alternating, until the budget ends; the decision uses the lists both
    versions scored (fewer lists give a wider interval, never a looser rule).
-4. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
+4. One budget (`budget_minutes`, 9.5 by default) bounds the whole refresh: training ends early
+   enough to leave the fusion fit its `fit_minutes` and the gate at least a minute, the fit
+   scores its feedback and replay lists interleaved until its time is up, and the gate gets
+   what is left, up to `gate_minutes`.
+5. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
    serving-pointer switch. The feedback store is only read, so killing a refresh loses nothing.
 """
 from __future__ import annotations
@@ -39,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.feedback_training import by_position, feedback_examples, popularity_replay_examples, split_by_user
-from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fusion_table, score_examples,
+from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fusion_table,
                                     validation_examples)
 from assistant.lm_serving import fusion_weight
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
@@ -60,8 +64,10 @@ STATE_FILE = "refresh_state.json"
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
-    minutes: float = 5.0  # training budget
-    gate_minutes: float | None = 3.0  # scoring budget of the gate (None: every list); with training, <= 10 min
+    minutes: float = 5.0  # training budget (less when the whole budget would not leave the fit and gate theirs)
+    gate_minutes: float | None = 3.0  # scoring budget of the gate (None: every list the whole budget allows)
+    fit_minutes: float = 1.5  # scoring budget of the fusion-weight fit
+    budget_minutes: float | None = 9.5  # the whole refresh: setup, training, fit and gate (None: no overall limit)
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
@@ -94,6 +100,55 @@ def _write_state(home: RuntimeHome, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=2))
     os.replace(tmp, path)
+
+
+class Budget:
+    """The refresh's overall time budget, which training, the fusion fit and the gate share."""
+
+    GATE_FLOOR_S = 60.0  # training stops early enough to leave the gate at least this
+
+    def __init__(self, minutes: float | None):
+        self.end = None if minutes is None else time.monotonic() + minutes * 60.0
+
+    def left_s(self) -> float:
+        return math.inf if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def training_minutes(self, config: "RefreshConfig") -> float:
+        gate_floor = self.GATE_FLOOR_S if config.gate_minutes is None else min(self.GATE_FLOOR_S, config.gate_minutes * 60)
+        spare = (self.left_s() - config.fit_minutes * 60.0 - gate_floor) / 60.0
+        return max(0.25, min(config.minutes, spare))
+
+    def fit_seconds(self, config: "RefreshConfig") -> float:
+        return min(config.fit_minutes * 60.0, max(0.0, self.left_s() - self.GATE_FLOOR_S))
+
+    def gate_seconds(self, config: "RefreshConfig") -> float | None:
+        wanted = math.inf if config.gate_minutes is None else config.gate_minutes * 60.0
+        seconds = min(wanted, self.left_s())
+        return None if math.isinf(seconds) else seconds
+
+
+def interleaved(groups: list[list]) -> list[tuple[int, object]]:
+    """(group index, element) of every group, merged so that each group is consumed at its own rate:
+    a prefix of the result holds about the same share of every group."""
+    keyed = [((n + 0.5) / len(group), g, n) for g, group in enumerate(groups) for n in range(len(group))]
+    return [(g, groups[g][n]) for _, g, n in sorted(keyed)]
+
+
+def score_within(scorer, groups: list[list[RerankExample]], seconds: float | None
+                 ) -> tuple[list[list[np.ndarray]], list[list[RerankExample]]]:
+    """LM scores of the lists of each group, the groups interleaved, until `seconds` have passed: for
+    each group, the scores and the lists they belong to (a prefix of the group)."""
+    from tqdm import tqdm
+
+    deadline = None if seconds is None else time.monotonic() + seconds
+    scores: list[list[np.ndarray]] = [[] for _ in groups]
+    lists: list[list[RerankExample]] = [[] for _ in groups]
+    for g, example in tqdm(interleaved(groups), desc="score", unit="list"):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        scores[g].append(np.asarray(scorer.rerank_scores(example.history, example.candidates), dtype=np.float64))
+        lists[g].append(example)
+    return scores, lists
 
 
 def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
@@ -246,6 +301,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     import torch
 
     started = time.perf_counter()
+    budget = Budget(config.budget_minutes)
     if config.threads:
         torch.set_num_threads(config.threads)
     registry = AdapterRegistry.of_home(home)
@@ -314,7 +370,11 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     train_config.train_negatives = config.train_negatives
     train_config.seed = config.seed
     run_dir = home.root / "runs" / f"refresh-{dataset_name}-{int(time.time())}"
-    result = train(model_dir, mix, train_config, out_dir=run_dir, minutes=config.minutes,
+    train_minutes = budget.training_minutes(config)
+    if train_minutes < config.minutes:
+        log(f"training for {train_minutes:.1f} min, not {config.minutes:g}: the refresh's {config.budget_minutes:g} min "
+            f"budget keeps {config.fit_minutes:g} min for the fusion fit and at least a minute for the gate")
+    result = train(model_dir, mix, train_config, out_dir=run_dir, minutes=train_minutes,
                    max_examples=config.max_examples, resume=False, init_from=serving_folder, log=log,
                    extra_summary={"dataset": dataset_name, "source": "feedback refresh",
                                   "feedback_lists": len(train_lists), "replay_lists": n_replay,
@@ -327,16 +387,19 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     dtype = fast_dtype()
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
     fusion = None
-    if len(fit_feedback) >= config.min_fit_feedback:
-        log(f"fusion weight: scoring {len(fit_feedback)} feedback lists and {len(replay_fit)} replay lists of users "
-            f"neither training nor the gate sees")
-        fusion = fit_refresh_fusion(score_examples(candidate_scorer, fit_feedback), fit_feedback,
-                                    score_examples(candidate_scorer, replay_fit), replay_fit, config.tolerance)
-    elif replay_fit:
-        log(f"fusion weight: {len(fit_feedback)} fit feedback lists (need {config.min_fit_feedback}); scoring "
-            f"{len(replay_fit)} replay lists of users neither training nor the gate sees")
-        fusion = fit_fusion_weight(score_examples(candidate_scorer, replay_fit), replay_fit)
-        fusion["fit_users"] = "replay lists of data set users outside training and the gate, validation items"
+    if fit_feedback or replay_fit:
+        fit_s = budget.fit_seconds(config)
+        log(f"fusion weight: scoring up to {len(fit_feedback)} feedback lists and {len(replay_fit)} replay lists of "
+            f"users neither training nor the gate sees, for at most {fit_s / 60:.1f} min")
+        (feedback_scores, replay_scores), (fit_feedback, replay_fit) = score_within(
+            candidate_scorer, [fit_feedback, replay_fit], fit_s)
+        if len(fit_feedback) >= config.min_fit_feedback:
+            fusion = fit_refresh_fusion(feedback_scores, fit_feedback, replay_scores, replay_fit, config.tolerance)
+        elif replay_fit:
+            log(f"fusion weight: {len(fit_feedback)} fit feedback lists scored (need {config.min_fit_feedback}); "
+                f"fitted on the {len(replay_fit)} replay lists")
+            fusion = fit_fusion_weight(replay_scores, replay_fit)
+            fusion["fit_users"] = "replay lists of data set users outside training and the gate, validation items"
     if fusion is not None:
         (candidate_folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
         log(f"fusion weight {fusion['weight']}: fit NDCG@10 retrieval order {fusion['retriever_ndcg@10']:.4f}, "
@@ -347,12 +410,12 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         reference = AsServed(serving_scorer, fusion_weight(registry.path(serving), serving_scorer))
     else:
         reference = RetrievalOrder()
-    budget = None if config.gate_minutes is None else config.gate_minutes * 60.0
+    gate_s = budget.gate_seconds(config)
     log(f"gate: scoring up to {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists with "
-        f"both versions" + ("" if budget is None else f", for at most {config.gate_minutes:g} min"))
+        f"both versions" + ("" if gate_s is None else f", for at most {gate_s / 60:.1f} min"))
     gate_started = time.perf_counter()
     cand_held, serv_held, cand_replay, serv_replay = paired_gate_scores(candidate, reference, held_lists,
-                                                                        replay_eval, budget)
+                                                                        replay_eval, gate_s)
     candidate_weight = candidate.weight
     del candidate, reference, candidate_scorer
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)

@@ -14,8 +14,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assistant.refresh import (AsServed, RefreshConfig, RetrievalOrder, _retriever_replay_lists, fit_refresh_fusion,
-                               gate_decision, list_ndcg, paired_gate_scores, run_refresh)
+from hypothesis import given, strategies as st
+
+from assistant.refresh import (AsServed, Budget, RefreshConfig, RetrievalOrder, _retriever_replay_lists,
+                               fit_refresh_fusion, gate_decision, interleaved, list_ndcg, paired_gate_scores,
+                               run_refresh, score_within)
 from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -135,6 +138,57 @@ def test_the_refresh_fusion_weight_follows_the_feedback_within_the_replay_bound(
     harmful = fit_refresh_fusion(finds_feedback, feedback, _pointing_at(replay, [9] * 20), replay, 0.02)
     assert harmful["weight"] == "inf" and harmful["fused_ndcg@10"] == pytest.approx(harmful["retriever_ndcg@10"])
     assert harmful["replay_ndcg@10_by_weight"]["0.0"] < 0.98 * harmful["replay_ndcg@10_by_weight"]["inf"]
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=4))
+def test_interleaving_keeps_every_group_whole_in_order_and_at_its_own_rate(sizes):
+    groups = [[(g, n) for n in range(size)] for g, size in enumerate(sizes)]
+    merged = interleaved(groups)
+    assert sorted(x for _, x in merged) == sorted(x for group in groups for x in group)
+    for g, group in enumerate(groups):
+        assert [x for h, x in merged if h == g] == group
+    filled = [g for g, group in enumerate(groups) if group]
+    for cut in range(len(merged) + 1):  # any prefix has used every group at the same rate, give or take a list
+        used = {g: sum(1 for h, _ in merged[:cut] if h == g) / len(groups[g]) for g in filled}
+        for g in filled:
+            for h in filled:
+                assert abs(used[g] - used[h]) <= 1 / len(groups[g]) + 1 / len(groups[h])
+
+
+class _SlowLM:
+    """An LM scoring function that takes ``delay`` seconds a list."""
+
+    def __init__(self, delay):
+        self.delay, self.calls = delay, 0
+
+    def rerank_scores(self, history, candidates):
+        self.calls += 1
+        time.sleep(self.delay)
+        return [float(len(c)) for c in candidates]
+
+
+def test_fit_scoring_stops_at_its_budget_with_both_kinds_of_lists():
+    feedback, replay = _lists(60, 4), _lists(30, 5)
+    lm = _SlowLM(0.02)
+    (feedback_scores, replay_scores), (feedback_kept, replay_kept) = score_within(lm, [feedback, replay], 0.5)
+    assert 0 < len(feedback_kept) < 60 and 0 < len(replay_kept) < 30
+    assert abs(len(feedback_kept) / 60 - len(replay_kept) / 30) <= 1 / 30 + 1 / 60  # both at the same rate
+    assert feedback_kept == feedback[:len(feedback_kept)] and replay_kept == replay[:len(replay_kept)]
+    assert len(feedback_scores) == len(feedback_kept) and lm.calls == len(feedback_kept) + len(replay_kept)
+    (every, _), (kept, _) = score_within(_SlowLM(0.0), [feedback, replay], None)
+    assert len(every) == len(kept) == 60
+
+
+def test_the_overall_budget_shortens_training_then_the_gate_never_loosens_anything():
+    config = RefreshConfig(minutes=5.0, fit_minutes=1.5, gate_minutes=3.0, budget_minutes=9.5)
+    assert Budget(9.5).training_minutes(config) == pytest.approx(5.0, abs=0.01)  # 5 + 1.5 + 1 fits in 9.5
+    assert Budget(6.0).training_minutes(config) == pytest.approx(3.5, abs=0.01)  # leaves the fit 1.5, the gate 1
+    assert Budget(1.0).training_minutes(config) == 0.25  # never nothing at all
+    assert Budget(2.0).gate_seconds(config) == pytest.approx(120.0, abs=1.0)  # what is left, below gate_minutes
+    assert Budget(20.0).gate_seconds(config) == pytest.approx(180.0)
+    assert Budget(None).gate_seconds(replace(config, gate_minutes=None)) is None  # no limit anywhere: every list
+    assert Budget(None).training_minutes(config) == 5.0 and Budget(None).fit_seconds(config) == 90.0
+    assert Budget(0.5).fit_seconds(config) == 0.0  # the last minute belongs to the gate
 
 
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):

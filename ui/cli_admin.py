@@ -96,7 +96,9 @@ def cmd_refresh(settings, args) -> int:
     config = RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
                            min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
                            threads=args.threads, seed=args.seed,
-                           gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None)
+                           gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
+                           fit_minutes=args.fit_minutes,
+                           budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
     result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config)
     if args.json:
         print(json.dumps(result, default=str))
@@ -107,9 +109,13 @@ def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
-    refresh.add_argument("--minutes", type=float, default=5.0, help="training budget (default 5; the gate comes on top)")
+    refresh.add_argument("--minutes", type=float, default=5.0,
+                         help="training budget (default 5; less if --budget-minutes would leave no time to fit and gate)")
+    refresh.add_argument("--fit-minutes", type=float, default=1.5, help="scoring budget of the fusion-weight fit")
     refresh.add_argument("--gate-minutes", type=float, default=3.0,
-                         help="scoring budget of the gate (default 3; 0 scores every list)")
+                         help="scoring budget of the gate (default 3; 0: every list the overall budget allows)")
+    refresh.add_argument("--budget-minutes", type=float, default=9.5,
+                         help="the whole refresh, setup to decision (default 9.5; 0: no overall limit)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
     refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
