@@ -387,6 +387,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     dtype = fast_dtype()
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
     fusion = None
+    if len(fit_feedback) < config.min_fit_feedback:
+        fit_feedback = []  # too few to choose a weight even if every one were scored
     if fit_feedback or replay_fit:
         fit_s = budget.fit_seconds(config)
         log(f"fusion weight: scoring up to {len(fit_feedback)} feedback lists and {len(replay_fit)} replay lists of "

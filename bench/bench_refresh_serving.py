@@ -129,7 +129,8 @@ def main() -> int:
         root = private_home(runtime, args.version)
         assistant = runtime.assistant
         registry = AdapterRegistry(root / "adapters", root / "models")
-        if registry.serving():
+        served = registry.serving()  # before the refresh, which may promote another
+        if served:
             assistant.lm = ServingReranker(registry, background=False, log=lambda *_: None)
             assistant.lm.current()
         dataset = Dataset(runtime.home.dataset_db(args.dataset))
@@ -164,7 +165,8 @@ def main() -> int:
                                   "Assistant.reply wall time, one torch thread",
                          "refresh": "recsys refresh --threads 1 under nice 10 (the serve scheduler's process), "
                                     f"model {args.model}, default budget",
-                         "serving_adapter": registry.serving() or "none (text + profile path)",
+                         "serving_adapter": served or "none (text + profile path)",
+                         "serving_after_refresh": registry.serving(),
                          "pause_between_turns_s": args.pause},
             "machine": machine(),
             "idle_ms": {"turns": len(idle), "p50": pct(idle, 50), "p95": pct(idle, 95)},
