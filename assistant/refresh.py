@@ -59,14 +59,15 @@ from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
+FIT_TOLERANCE_SHARE = 0.5  # of the replay tolerance, what the fusion fit may use
 
 
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
-    minutes: float = 5.0  # training budget (less when the whole budget would not leave the fit and gate theirs)
+    minutes: float = 4.5  # training budget (less when the whole budget would not leave the fit and gate theirs)
     gate_minutes: float | None = 3.0  # scoring budget of the gate (None: every list the whole budget allows)
-    fit_minutes: float = 1.5  # scoring budget of the fusion-weight fit
+    fit_minutes: float = 2.0  # scoring budget of the fusion-weight fit
     budget_minutes: float | None = 9.5  # the whole refresh: setup, training, fit and gate (None: no overall limit)
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
@@ -239,11 +240,13 @@ def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidat
 def fit_refresh_fusion(feedback_scores: list[np.ndarray], feedback_fit: list[RerankExample],
                        replay_scores: list[np.ndarray], replay_fit: list[RerankExample], tolerance: float) -> dict:
     """The fusion weight ranking the fit users' feedback best among the weights whose replay NDCG@10
-    stays within `tolerance` (relative) of the retrieval order's on the replay fit lists."""
+    stays within half of `tolerance` (relative) of the retrieval order's on the replay fit lists: the
+    fit sees a few dozen replay lists, and the other half is room for their noise before the gate
+    checks the full tolerance on lists of its own."""
     replay = fusion_table(replay_scores, replay_fit) if replay_fit else None
 
     def keeps_replay(weight: str) -> bool:
-        return replay is None or replay[weight] >= (1.0 - tolerance) * replay["inf"]
+        return replay is None or replay[weight] >= (1.0 - FIT_TOLERANCE_SHARE * tolerance) * replay["inf"]
 
     fusion = fit_fusion_weight(feedback_scores, feedback_fit, allowed=keeps_replay)
     fusion["fit_users"] = "feedback lists of users neither training nor the gate sees"
@@ -385,7 +388,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     from finetune.adapters import load_adapter
 
     dtype = fast_dtype()
-    candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, dtype=dtype)
+    # merged: the scores serving gives (it merges too), ~12% faster than LoRA on top
+    candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, merge=True, dtype=dtype)
     fusion = None
     if len(fit_feedback) < config.min_fit_feedback:
         fit_feedback = []  # too few to choose a weight even if every one were scored
@@ -408,7 +412,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
             f"fused {fusion['fused_ndcg@10']:.4f} ({fusion['fit_lists']} lists)")
     candidate = AsServed(candidate_scorer, fusion_weight(candidate_folder, candidate_scorer))
     if serving:
-        serving_scorer = registry.load(serving, model_dir=model_dir, dtype=dtype)
+        serving_scorer = registry.load(serving, model_dir=model_dir, merge=True, dtype=dtype)
         reference = AsServed(serving_scorer, fusion_weight(registry.path(serving), serving_scorer))
     else:
         reference = RetrievalOrder()

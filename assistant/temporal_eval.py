@@ -148,7 +148,7 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
 
 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
-                 refresh_minutes: float = 5.0, model: str = "smollm2", sequential_minutes: float = 0.0,
+                 refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
                  refresh_threads: int = 1, reuse_retrievers: bool = True, log=print) -> dict:
     started = time.perf_counter()
     source = Dataset(home.dataset_db(dataset_name))

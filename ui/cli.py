@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
     ev.add_argument("--no-base", action="store_true",
                     help="skip the rerank_base stage (the LM without its adapter) when an adapter is evaluated")
-    ev.add_argument("--refresh-minutes", type=float, default=5.0, help="temporal protocol: refresh training budget")
+    ev.add_argument("--refresh-minutes", type=float, default=4.5, help="temporal protocol: refresh training budget")
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")

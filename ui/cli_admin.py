@@ -109,9 +109,9 @@ def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
-    refresh.add_argument("--minutes", type=float, default=5.0,
-                         help="training budget (default 5; less if --budget-minutes would leave no time to fit and gate)")
-    refresh.add_argument("--fit-minutes", type=float, default=1.5, help="scoring budget of the fusion-weight fit")
+    refresh.add_argument("--minutes", type=float, default=4.5,
+                         help="training budget (default 4.5; less if --budget-minutes would leave no time to fit and gate)")
+    refresh.add_argument("--fit-minutes", type=float, default=2.0, help="scoring budget of the fusion-weight fit")
     refresh.add_argument("--gate-minutes", type=float, default=3.0,
                          help="scoring budget of the gate (default 3; 0: every list the overall budget allows)")
     refresh.add_argument("--budget-minutes", type=float, default=9.5,
