@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from assistant.evaluation import evaluate, model_ranker, sample_users
+from assistant.feedback_training import position_scores
 from assistant.lm_reranking import FUSION_FILE, RerankContext
 from assistant.metrics import zscore
 from data.home import RuntimeHome
@@ -49,7 +50,8 @@ def lm_reranker(context: RerankContext, user_by_history: dict[tuple, str], score
                 out[row] = lm
             else:
                 retr = context.sequential.score_all([history])[0][[context.item_index[c] for c in cands]]
-                position = -np.argsort(np.argsort(-retr, kind="stable"), kind="stable").astype(np.float64)
+                # candidates come best first (metrics.top_k), so their position is their index
+                position = np.asarray(position_scores(len(cands)))
                 out[row] = zscore(retr) if math.isinf(weight) else lm + weight * zscore(position)
         return out
 

@@ -114,13 +114,15 @@ class Budget:
     def left_s(self) -> float:
         return math.inf if self.end is None else max(0.0, self.end - time.monotonic())
 
+    def _gate_floor_s(self, config: "RefreshConfig") -> float:
+        return self.GATE_FLOOR_S if config.gate_minutes is None else min(self.GATE_FLOOR_S, config.gate_minutes * 60)
+
     def training_minutes(self, config: "RefreshConfig") -> float:
-        gate_floor = self.GATE_FLOOR_S if config.gate_minutes is None else min(self.GATE_FLOOR_S, config.gate_minutes * 60)
-        spare = (self.left_s() - config.fit_minutes * 60.0 - gate_floor) / 60.0
+        spare = (self.left_s() - config.fit_minutes * 60.0 - self._gate_floor_s(config)) / 60.0
         return max(0.25, min(config.minutes, spare))
 
     def fit_seconds(self, config: "RefreshConfig") -> float:
-        return min(config.fit_minutes * 60.0, max(0.0, self.left_s() - self.GATE_FLOOR_S))
+        return min(config.fit_minutes * 60.0, max(0.0, self.left_s() - self._gate_floor_s(config)))
 
     def gate_seconds(self, config: "RefreshConfig") -> float | None:
         wanted = math.inf if config.gate_minutes is None else config.gate_minutes * 60.0
