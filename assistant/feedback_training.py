@@ -6,9 +6,10 @@ dislikes are added as explicit negatives. The retriever feature of each candidat
 in the shown list. The user's context is what they liked before that click (data set history
 rated >= 4, then earlier thumbs-up), so no list sees its own future.
 
-Users are split by a hash of their id into training, fusion-fit and held-out feedback, so neither the
-fusion-weight fit nor the evaluation gate scores a user the candidate adapter was trained on, and the
-gate never scores a user whose lists chose the fusion weight.
+Users are split by a hash of their id into training and held-out feedback, so the evaluation gate
+never scores a user the candidate adapter was trained on. Held-out users (and replay users) fall into
+one of two gate folds by another hash: each fold's lists are gated with the fusion weight chosen on
+the other fold's, so no list is scored with a weight chosen on it.
 """
 from __future__ import annotations
 
@@ -24,14 +25,13 @@ from data.catalogue import Interaction
 from data.feedback import DISLIKE, LIKE, FeedbackEvent
 from finetune.training import RerankExample
 
-HELD_OUT_SHARE = 0.25
-FIT_SHARE = 0.2
+HELD_OUT_SHARE = 0.45
 MAX_CANDIDATES = 20
 EXTRA_DISLIKES = 5
 
 
-def _user_bucket(user_id: str) -> float:
-    digest = hashlib.sha256(f"refresh-holdout:{user_id}".encode()).digest()
+def _user_bucket(user_id: str, salt: str = "refresh-holdout") -> float:
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
@@ -39,8 +39,9 @@ def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
     return _user_bucket(user_id) < share
 
 
-def is_fit_user(user_id: str, held_out_share: float = HELD_OUT_SHARE, fit_share: float = FIT_SHARE) -> bool:
-    return held_out_share <= _user_bucket(user_id) < held_out_share + fit_share
+def gate_fold(user_id: str) -> int:
+    """0 or 1, stable per user and independent of `is_held_out`."""
+    return int(_user_bucket(user_id, "refresh-gate-fold") < 0.5)
 
 
 def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
@@ -85,18 +86,13 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
     return out
 
 
-def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE, fit_share: float = FIT_SHARE
-                  ) -> tuple[list[RerankExample], list[RerankExample], list[RerankExample]]:
-    """(training, fusion-fit, held-out) lists; each user's lists all fall in one of them."""
-    train, fit, held = [], [], []
+def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE
+                  ) -> tuple[list[RerankExample], list[RerankExample]]:
+    """(training, held-out) lists; each user's lists all fall in one of them."""
+    train, held = [], []
     for example in examples:
-        if is_held_out(example.user_id, share):
-            held.append(example)
-        elif is_fit_user(example.user_id, share, fit_share):
-            fit.append(example)
-        else:
-            train.append(example)
-    return train, fit, held
+        (held if is_held_out(example.user_id, share) else train).append(example)
+    return train, held
 
 
 def position_scores(n: int) -> list[float]:

@@ -1,7 +1,7 @@
 """`recsys refresh`: train a new adapter version on new feedback, promote it only if it wins.
 
 1. Lists from feedback (see feedback_training): a like is a target among what was shown with it,
-   dislikes are explicit negatives. Users are split by hash into training, fusion-fit and held-out.
+   dislikes are explicit negatives. Users are split by hash into training and held-out users.
    Every list's retriever feature is the candidates' position (all a feedback event stores of the
    shown list, and what serving passes), replay lists included.
 2. Training starts from the serving adapter (or a fresh one when none serves yet) on the
@@ -9,23 +9,21 @@
    so the adapter does not forget what it knew. Replay lists are the ones `recsys train` trains
    on when the data set has a sequential retriever (a user's validation item among its top 20,
    kept only when it found it); without one, popularity lists.
-3. The candidate's fusion weight (LM + w x retriever position; w = inf: the retrieval order) is
-   fitted on the fit users' feedback lists, which neither training nor the gate sees, among the
-   weights that keep NDCG@10 on fit replay lists within the tolerance of the retrieval order's: the
-   weight that serves today's users best without forgetting the old ones. With too few fit
-   feedback lists it is fitted on the replay lists alone, as `recsys train` does. The gate scores
-   the candidate and the serving version, each as it serves (with its fusion weight), on the SAME
-   held-out lists: the held-out users' feedback, and replay lists of data set users that neither
-   saw in training.
+3. The gate scores held-out feedback lists and replay lists of data set users outside training,
+   interleaved in a fixed seeded order until its budget ends, with the candidate's LM (once per
+   list) and with the serving version as it serves (its fusion weight; with no adapter serving,
+   the retrieval order). The candidate serves as LM + w x retriever position (w = inf: the
+   retrieval order), w being the weight that ranks feedback lists best among those keeping replay
+   NDCG@10 within half the tolerance of the retrieval order's. Choosing w on the lists that judge it
+   would flatter it, and setting lists aside for the choice halves what the gate can see, so the
+   gate cross-fits: users fall in two folds by hash, and each fold's lists are judged with the w
+   chosen on the other fold. The weight that serves is chosen on both folds. LM scores are
+   computed once per list and fused with any weight for free, so choosing w costs no scoring.
    It promotes only if the candidate's held-out NDCG@10 gain is above the margin with a 95%
    bootstrap interval above zero, and replay NDCG@10 does not drop by more than the tolerance.
-   The gate has a time budget: lists are scored by both versions in a fixed seeded order,
-   held-out and replay alternating, until the budget ends; the decision uses the lists both
-   versions scored (fewer lists give a wider interval, never a looser rule).
+   Fewer scored lists give a wider interval, never a looser rule.
 4. One budget (`budget_minutes`, 9.5 by default) bounds the whole refresh: training ends early
-   enough to leave the fusion fit its `fit_minutes` and the gate at least a minute, the fit
-   scores its feedback and replay lists interleaved until its time is up, and the gate gets
-   what is left, up to `gate_minutes`.
+   enough to leave the gate its `gate_minutes`, and the gate gets what is left, up to those.
 5. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
    serving-pointer switch. The feedback store is only read, so killing a refresh loses nothing.
 """
@@ -42,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.feedback_training import by_position, feedback_examples, popularity_replay_examples, split_by_user
+from assistant.feedback_training import (by_position, feedback_examples, gate_fold, popularity_replay_examples,
+                                         split_by_user)
 from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fusion_table,
                                     validation_examples)
 from assistant.lm_serving import fusion_weight
-from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
+from assistant.metrics import ndcg_at_k, paired_bootstrap_ci, zscore
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
 from data.feedback import FeedbackStore
@@ -65,20 +64,17 @@ FIT_TOLERANCE_SHARE = 0.5  # of the replay tolerance, what the fusion fit may us
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
-    minutes: float = 4.5  # training budget (less when the whole budget would not leave the fit and gate theirs)
-    gate_minutes: float | None = 3.0  # scoring budget of the gate (None: every list the whole budget allows)
-    fit_minutes: float = 2.0  # scoring budget of the fusion-weight fit
-    budget_minutes: float | None = 9.5  # the whole refresh: setup, training, fit and gate (None: no overall limit)
+    minutes: float = 4.5  # training budget (less when the whole budget would not leave the gate its time)
+    gate_minutes: float | None = 4.5  # scoring budget of the gate (None: every list the whole budget allows)
+    budget_minutes: float | None = 9.5  # the whole refresh: setup, training and gate (None: no overall limit)
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
-    replay_eval_users: int = 200  # replay lists the gate scores
-    fit_lists: int = 60  # replay lists of the fusion-weight fit (retriever replay only): its forgetting bound
-    max_fit_feedback: int = 100  # fit users' feedback lists that choose the fusion weight (seeded sample above this)
-    min_fit_feedback: int = 20  # fewer than this: the weight is fitted on the replay lists alone
+    replay_eval_users: int = 200  # replay lists offered to the gate (both folds)
+    min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
     max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
@@ -104,9 +100,9 @@ def _write_state(home: RuntimeHome, state: dict) -> None:
 
 
 class Budget:
-    """The refresh's overall time budget, which training, the fusion fit and the gate share."""
+    """The refresh's overall time budget, which training and the gate share."""
 
-    GATE_FLOOR_S = 60.0  # training stops early enough to leave the gate at least this
+    GATE_FLOOR_S = 60.0  # with no gate budget of its own, training still leaves the gate this
 
     def __init__(self, minutes: float | None):
         self.end = None if minutes is None else time.monotonic() + minutes * 60.0
@@ -114,15 +110,12 @@ class Budget:
     def left_s(self) -> float:
         return math.inf if self.end is None else max(0.0, self.end - time.monotonic())
 
-    def _gate_floor_s(self, config: "RefreshConfig") -> float:
-        return self.GATE_FLOOR_S if config.gate_minutes is None else min(self.GATE_FLOOR_S, config.gate_minutes * 60)
+    def _gate_reserve_s(self, config: "RefreshConfig") -> float:
+        return self.GATE_FLOOR_S if config.gate_minutes is None else config.gate_minutes * 60.0
 
     def training_minutes(self, config: "RefreshConfig") -> float:
-        spare = (self.left_s() - config.fit_minutes * 60.0 - self._gate_floor_s(config)) / 60.0
+        spare = (self.left_s() - self._gate_reserve_s(config)) / 60.0
         return max(0.25, min(config.minutes, spare))
-
-    def fit_seconds(self, config: "RefreshConfig") -> float:
-        return min(config.fit_minutes * 60.0, max(0.0, self.left_s() - self._gate_floor_s(config)))
 
     def gate_seconds(self, config: "RefreshConfig") -> float | None:
         wanted = math.inf if config.gate_minutes is None else config.gate_minutes * 60.0
@@ -137,19 +130,18 @@ def interleaved(groups: list[list]) -> list[tuple[int, object]]:
     return [(g, groups[g][n]) for _, g, n in sorted(keyed)]
 
 
-def score_within(scorer, groups: list[list[RerankExample]], seconds: float | None
-                 ) -> tuple[list[list[np.ndarray]], list[list[RerankExample]]]:
-    """LM scores of the lists of each group, the groups interleaved, until `seconds` have passed: for
-    each group, the scores and the lists they belong to (a prefix of the group)."""
+def score_within(score, groups: list[list[RerankExample]], seconds: float | None) -> tuple[list[list], list[list]]:
+    """`score(list)` of the lists of each group, the groups interleaved, until `seconds` have passed:
+    for each group, the scores and the lists they belong to (a prefix of the group)."""
     from tqdm import tqdm
 
     deadline = None if seconds is None else time.monotonic() + seconds
-    scores: list[list[np.ndarray]] = [[] for _ in groups]
+    scores: list[list] = [[] for _ in groups]
     lists: list[list[RerankExample]] = [[] for _ in groups]
-    for g, example in tqdm(interleaved(groups), desc="score", unit="list"):
+    for g, example in tqdm(interleaved(groups), desc="gate", unit="list"):
         if deadline is not None and time.monotonic() >= deadline:
             break
-        scores[g].append(np.asarray(scorer.rerank_scores(example.history, example.candidates), dtype=np.float64))
+        scores[g].append(score(example))
         lists[g].append(example)
     return scores, lists
 
@@ -185,30 +177,44 @@ class RetrievalOrder(AsServed):
         super().__init__(None, math.inf)
 
 
-def paired_gate_scores(candidate, reference, held: list[RerankExample], replay: list[RerankExample],
-                       budget_s: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """NDCG@10 of each list under both scorers, held-out and replay lists alternating, until the budget ends.
+def fused_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: str, k: int = 10) -> float:
+    """NDCG@k of the list's target under LM + weight x zscore(retriever) ("inf": the retriever order)."""
+    z = zscore(example.retriever_scores)
+    scores = z if weight == "inf" else np.asarray(lm_scores, dtype=np.float64) + float(weight) * z
+    return float(ndcg_at_k(np.array([1 + int((scores > scores[example.target]).sum())], dtype=np.float64), k)[0])
 
-    Returns (candidate held, reference held, candidate replay, reference replay); index i of a
-    candidate array and of its reference array are the same list.
-    """
-    order = [("held", x) for x in held]
-    for n, example in enumerate(replay):
-        order.insert(min(2 * n + 1, len(order)), ("replay", example))
-    scored: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"held": [], "replay": []}
-    deadline = None if budget_s is None else time.monotonic() + budget_s
-    for kind, example in order:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        scored[kind].append((list_ndcg(candidate, [example]), list_ndcg(reference, [example])))
 
-    def columns(kind: str) -> tuple[np.ndarray, np.ndarray]:
-        if not scored[kind]:
-            return np.zeros(0), np.zeros(0)
-        cand, ref = zip(*scored[kind])
-        return np.concatenate(cand), np.concatenate(ref)
+def choose_fusion(feedback_scores: list[np.ndarray], feedback: list[RerankExample], replay_scores: list[np.ndarray],
+                  replay: list[RerankExample], config: "RefreshConfig") -> dict | None:
+    """The candidate's fusion weight from scored lists: on feedback within the replay bound, on replay
+    lists alone when there are too few feedback lists, none without lists."""
+    if len(feedback) >= config.min_fit_feedback:
+        return fit_refresh_fusion(feedback_scores, feedback, replay_scores, replay, config.tolerance)
+    if replay:
+        fusion = fit_fusion_weight(replay_scores, replay)
+        fusion["fit_users"] = "replay lists of data set users outside training, validation items"
+        return fusion
+    return None
 
-    return (*columns("held"), *columns("replay"))
+
+def cross_fitted_ndcg(feedback_scores: list[np.ndarray], feedback: list[RerankExample],
+                      replay_scores: list[np.ndarray], replay: list[RerankExample], config: "RefreshConfig"
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Candidate NDCG@10 of each feedback and replay list, fused with the weight chosen on the OTHER
+    gate fold's lists; and the weight each fold was judged with."""
+    weights = {}
+    for fold in (0, 1):
+        def outside(pairs):
+            kept = [(s, x) for s, x in pairs if gate_fold(x.user_id) != fold]
+            return [s for s, _ in kept], [x for _, x in kept]
+
+        fusion = choose_fusion(*outside(zip(feedback_scores, feedback)), *outside(zip(replay_scores, replay)), config)
+        weights[fold] = "inf" if fusion is None else fusion["weight"]
+
+    def judged(scores, lists):
+        return np.array([fused_ndcg(s, x, weights[gate_fold(x.user_id)]) for s, x in zip(scores, lists)])
+
+    return judged(feedback_scores, feedback), judged(replay_scores, replay), weights
 
 
 def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidate_replay: np.ndarray,
@@ -241,30 +247,29 @@ def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidat
 
 def fit_refresh_fusion(feedback_scores: list[np.ndarray], feedback_fit: list[RerankExample],
                        replay_scores: list[np.ndarray], replay_fit: list[RerankExample], tolerance: float) -> dict:
-    """The fusion weight ranking the fit users' feedback best among the weights whose replay NDCG@10
-    stays within half of `tolerance` (relative) of the retrieval order's on the replay fit lists: the
-    fit sees a few dozen replay lists, and the other half is room for their noise before the gate
-    checks the full tolerance on lists of its own."""
+    """The fusion weight ranking the given feedback lists best among the weights whose replay NDCG@10
+    stays within half of `tolerance` (relative) of the retrieval order's on the given replay lists:
+    a fold holds a few dozen replay lists, and the other half is room for their noise before the
+    gate checks the full tolerance on all of them, each fold with the other fold's weight."""
     replay = fusion_table(replay_scores, replay_fit) if replay_fit else None
 
     def keeps_replay(weight: str) -> bool:
         return replay is None or replay[weight] >= (1.0 - FIT_TOLERANCE_SHARE * tolerance) * replay["inf"]
 
     fusion = fit_fusion_weight(feedback_scores, feedback_fit, allowed=keeps_replay)
-    fusion["fit_users"] = "feedback lists of users neither training nor the gate sees"
+    fusion["fit_users"] = "held-out feedback lists (of users training did not see)"
     if replay is not None:
         fusion["replay_ndcg@10_by_weight"] = replay
         fusion["replay_fit_lists"] = len(replay_fit)
     return fusion
 
 
-def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_fit: int, n_eval: int
-                            ) -> tuple[list, list, list]:
-    """(training, fusion-fit, gate) replay lists from disjoint data set users: the lists `recsys train`
-    trains on (validation item among the sequential retriever's top 20, kept only when found there)."""
+def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_eval: int) -> tuple[list, list]:
+    """(training, gate) replay lists from disjoint data set users: the lists `recsys train` trains on
+    (validation item among the sequential retriever's top 20, kept only when found there)."""
     users = sorted(context.split.valid)
     random.Random(seed).shuffle(users)
-    wanted = {"gate": n_eval, "fit": n_fit, "train": n_train}
+    wanted = {"gate": n_eval, "train": n_train}
     lists: dict[str, list] = {key: [] for key in wanted}
 
     def first_open() -> str | None:
@@ -278,7 +283,7 @@ def _retriever_replay_lists(context: RerankContext, seed: int, n_train: int, n_f
             if kind is None:
                 break
             lists[kind].append(example)
-    return lists["train"], lists["fit"], lists["gate"]
+    return lists["train"], lists["gate"]
 
 
 def _replay_lists(dataset: Dataset, texts: dict[str, str], seed: int, n_eval: int) -> tuple[list, list]:
@@ -333,34 +338,28 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     histories = {u: dataset.user_history(u) for u in {e.user_id for e in events} if u in known}
     lists = feedback_examples(events, histories, texts)
     new_ids = {e.event_id for e in new_events}
-    train_lists, fit_feedback, held_lists = split_by_user(lists)
+    train_lists, held_lists = split_by_user(lists)
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
-    if len(fit_feedback) > config.max_fit_feedback:
-        fit_feedback = random.Random(config.seed + 1).sample(fit_feedback, config.max_fit_feedback)
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
     sequential_dir = sequential_model_dir(home, dataset_name)
     if (sequential_dir / MODEL_FILE).exists():
         replay_kind = "sequential retriever top 20 (the lists recsys train trains on)"
-        replay_train, replay_fit, replay_eval = _retriever_replay_lists(
-            RerankContext.load(home, dataset_name, sequential_dir), config.seed, n_replay_wanted, config.fit_lists,
+        replay_train, replay_eval = _retriever_replay_lists(
+            RerankContext.load(home, dataset_name, sequential_dir), config.seed, n_replay_wanted,
             config.replay_eval_users)
     else:
         replay_kind = "popularity top 200 (no sequential retriever)"
         replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
-        replay_fit = []
-    replay_train, replay_fit, replay_eval = ([by_position(x) for x in part] for part in (replay_train, replay_fit,
-                                                                                       replay_eval))
+    replay_train, replay_eval = ([by_position(x) for x in part] for part in (replay_train, replay_eval))
     rng = random.Random(config.seed)
     n_replay = min(len(replay_train), n_replay_wanted)
     mix = train_lists + rng.sample(replay_train, n_replay)
     rng.shuffle(mix)
     log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
-        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(fit_feedback)} to fit the fusion "
-        f"weight, {len(held_lists)} held-out), {n_replay} replay lists in the mix, {len(replay_fit)} bounding the "
-        f"fusion fit, {len(replay_eval)} for "
-        f"the gate (replay: {replay_kind})")
+        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
+        f"{n_replay} replay lists in the mix, {len(replay_eval)} for the gate (replay: {replay_kind})")
     if not train_lists:
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")
         return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists),
@@ -378,7 +377,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     train_minutes = budget.training_minutes(config)
     if train_minutes < config.minutes:
         log(f"training for {train_minutes:.1f} min, not {config.minutes:g}: the refresh's {config.budget_minutes:g} min "
-            f"budget keeps {config.fit_minutes:g} min for the fusion fit and at least a minute for the gate")
+            f"budget keeps the gate its time")
     result = train(model_dir, mix, train_config, out_dir=run_dir, minutes=train_minutes,
                    max_examples=config.max_examples, resume=False, init_from=serving_folder, log=log,
                    extra_summary={"dataset": dataset_name, "source": "feedback refresh",
@@ -392,47 +391,44 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     dtype = fast_dtype()
     # merged: the scores serving gives (it merges too), ~12% faster than LoRA on top
     candidate_scorer = load_adapter(candidate_folder, model_dir=model_dir, merge=True, dtype=dtype)
-    fusion = None
-    if len(fit_feedback) < config.min_fit_feedback:
-        fit_feedback = []  # too few to choose a weight even if every one were scored
-    if fit_feedback or replay_fit:
-        fit_s = budget.fit_seconds(config)
-        log(f"fusion weight: scoring up to {len(fit_feedback)} feedback lists and {len(replay_fit)} replay lists of "
-            f"users neither training nor the gate sees, for at most {fit_s / 60:.1f} min")
-        (feedback_scores, replay_scores), (fit_feedback, replay_fit) = score_within(
-            candidate_scorer, [fit_feedback, replay_fit], fit_s)
-        if len(fit_feedback) >= config.min_fit_feedback:
-            fusion = fit_refresh_fusion(feedback_scores, fit_feedback, replay_scores, replay_fit, config.tolerance)
-        elif replay_fit:
-            log(f"fusion weight: {len(fit_feedback)} fit feedback lists scored (need {config.min_fit_feedback}); "
-                f"fitted on the {len(replay_fit)} replay lists")
-            fusion = fit_fusion_weight(replay_scores, replay_fit)
-            fusion["fit_users"] = "replay lists of data set users outside training and the gate, validation items"
-    if fusion is not None:
-        (candidate_folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
-        log(f"fusion weight {fusion['weight']}: fit NDCG@10 retrieval order {fusion['retriever_ndcg@10']:.4f}, "
-            f"fused {fusion['fused_ndcg@10']:.4f} ({fusion['fit_lists']} lists)")
-    candidate = AsServed(candidate_scorer, fusion_weight(candidate_folder, candidate_scorer))
     if serving:
         serving_scorer = registry.load(serving, model_dir=model_dir, merge=True, dtype=dtype)
         reference = AsServed(serving_scorer, fusion_weight(registry.path(serving), serving_scorer))
     else:
         reference = RetrievalOrder()
+
+    def score_both(example: RerankExample) -> tuple[np.ndarray, float]:
+        lm = np.asarray(candidate_scorer.rerank_scores(example.history, example.candidates, request=example.request),
+                        dtype=np.float64)
+        return lm, float(list_ndcg(reference, [example])[0])
+
     gate_s = budget.gate_seconds(config)
     log(f"gate: scoring up to {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists with "
         f"both versions" + ("" if gate_s is None else f", for at most {gate_s / 60:.1f} min"))
     gate_started = time.perf_counter()
-    cand_held, serv_held, cand_replay, serv_replay = paired_gate_scores(candidate, reference, held_lists,
-                                                                        replay_eval, gate_s)
-    candidate_weight = candidate.weight
-    del candidate, reference, candidate_scorer
+    (held_scored, replay_scored), (held_lists_scored, replay_scored_lists) = score_within(
+        score_both, [held_lists, replay_eval], gate_s)
+    held_lm, serv_held = [lm for lm, _ in held_scored], np.array([r for _, r in held_scored])
+    replay_lm, serv_replay = [lm for lm, _ in replay_scored], np.array([r for _, r in replay_scored])
+    cand_held, cand_replay, fold_weights = cross_fitted_ndcg(held_lm, held_lists_scored, replay_lm,
+                                                             replay_scored_lists, config)
+    fusion = choose_fusion(held_lm, held_lists_scored, replay_lm, replay_scored_lists, config)
+    if fusion is not None:
+        (candidate_folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+        log(f"fusion weight {fusion['weight']} (gate folds judged with {fold_weights[0]} / {fold_weights[1]}): "
+            f"NDCG@10 retrieval order {fusion['retriever_ndcg@10']:.4f}, fused {fusion['fused_ndcg@10']:.4f} "
+            f"({fusion['fit_lists']} lists)")
+    candidate_weight = fusion_weight(candidate_folder, candidate_scorer)
+    del reference, candidate_scorer
     gate = gate_decision(cand_held, serv_held, cand_replay, serv_replay, config)
     if math.isinf(candidate_weight):
-        gate["reason"] = ("its fitted fusion weight is inf (the LM did not beat the retriever on the fit lists), so it "
+        gate["reason"] = ("its fusion weight is inf (the LM did not beat the retriever on the gate's lists), so it "
                           "would serve the retrieval order; " + gate["reason"])
     gate.update(compared_with=serving or "retrieval order (no adapter served yet)",
                 candidate_fusion_weight=str(candidate_weight), replay=replay_kind,
                 lists_offered={"held_out": len(held_lists), "replay": len(replay_eval)},
+                cross_fitting={"fold_weights": {str(k): v for k, v in fold_weights.items()},
+                               "rule": "each gate fold's lists judged with the weight chosen on the other fold"},
                 fusion_fit=None if fusion is None else {k: fusion[k] for k in (
                     "weight", "fit_users", "fit_lists", "retriever_ndcg@10", "fused_ndcg@10")},
                 gate_seconds=round(time.perf_counter() - gate_started, 1))

@@ -213,7 +213,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"immediate: {_summary(immediate)}")
 
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
-                                                          replay_eval_users=60, min_held_out=20,
+                                                          replay_eval_users=120, min_held_out=20,
                                                           max_gate_lists=300, threads=refresh_threads, seed=seed),
                           log=log)
     registry = AdapterRegistry.of_home(world.home)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from assistant.feedback_training import by_position, feedback_examples, is_fit_user, is_held_out, split_by_user
+from assistant.feedback_training import by_position, feedback_examples, gate_fold, is_held_out, split_by_user
 from data.catalogue import Interaction
 from data.feedback import DISLIKE, LIKE, FeedbackEvent
 from finetune.training import RerankExample
@@ -33,19 +33,19 @@ def test_a_like_sees_only_what_came_before_it():
     assert TEXTS["5"] not in first.history and TEXTS["3"] in second.history
 
 
-def test_held_out_and_fit_users_are_stable_disjoint_shares():
+def test_held_out_users_and_gate_folds_are_stable_independent_shares():
     users = [f"user{n}" for n in range(4000)]
-    share = sum(is_held_out(u) for u in users) / len(users)
-    fit_share = sum(is_fit_user(u) for u in users) / len(users)
-    assert 0.22 < share < 0.28 and [is_held_out(u) for u in users[:50]] == [is_held_out(u) for u in users[:50]]
-    assert 0.17 < fit_share < 0.23 and not any(is_held_out(u) and is_fit_user(u) for u in users)
+    held = [u for u in users if is_held_out(u)]
+    assert 0.42 < len(held) / len(users) < 0.48 and [is_held_out(u) for u in users[:50]] == [is_held_out(u) for u in users[:50]]
+    # the folds split held-out users (and everyone else) in halves, unrelated to being held out
+    assert 0.45 < sum(gate_fold(u) for u in held) / len(held) < 0.55
+    assert 0.45 < sum(gate_fold(u) for u in users if not is_held_out(u)) / (len(users) - len(held)) < 0.55
     events = [ev(u, "3", LIKE, ["3", "4"]) for u in users[:300]]
     hist = {u: [Interaction(u, "1", 5.0, 1)] for u in users[:300]}
     lists = feedback_examples(events, hist, TEXTS)
-    train, fit, held = split_by_user(lists)
-    groups = [{e.user_id for e in part} for part in (train, fit, held)]
-    assert all(groups) and len(train) + len(fit) + len(held) == len(lists)
-    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    train, held_lists = split_by_user(lists)
+    groups = [{e.user_id for e in part} for part in (train, held_lists)]
+    assert all(groups) and len(train) + len(held_lists) == len(lists) and not groups[0] & groups[1]
 
 
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=20))

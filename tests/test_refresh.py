@@ -16,9 +16,10 @@ import pytest
 
 from hypothesis import given, strategies as st
 
+from assistant.feedback_training import gate_fold
 from assistant.refresh import (AsServed, Budget, RefreshConfig, RetrievalOrder, _retriever_replay_lists,
-                               fit_refresh_fusion, gate_decision, interleaved, list_ndcg, paired_gate_scores,
-                               run_refresh, score_within)
+                               cross_fitted_ndcg, fit_refresh_fusion, fused_ndcg, gate_decision, interleaved,
+                               list_ndcg, run_refresh, score_within)
 from finetune.training import RerankExample
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -60,28 +61,42 @@ def _lists(n, seed):
     return out
 
 
-def test_gate_scores_pair_each_list_and_cover_everything_without_a_budget():
-    held, replay = _lists(7, 0), _lists(4, 1)
-    cand, ref = _ScoresBy(), _ScoresBy(reverse=True)
-    ch, rh, cr, rr = paired_gate_scores(cand, ref, held, replay, budget_s=None)
-    assert (len(ch), len(rh), len(cr), len(rr)) == (7, 7, 4, 4)
-    np.testing.assert_allclose(ch, list_ndcg(cand, held))
-    np.testing.assert_allclose(rh, list_ndcg(ref, held))
-    np.testing.assert_allclose(cr, list_ndcg(cand, replay))
-    np.testing.assert_allclose(rr, list_ndcg(ref, replay))
+def test_a_fused_list_ranks_as_the_served_scores_do():
+    example = _lists(1, 0)[0]
+    lm = np.random.default_rng(0).normal(size=len(example.candidates))
+    for weight in ("0.0", "1.5", "inf"):
+        scores = AsServed(_FixedArrayLM(lm), float(weight)).rerank_scores([], example.candidates,
+                                                                         example.retriever_scores)
+        rank = 1 + int((np.asarray(scores) > scores[example.target]).sum())
+        assert fused_ndcg(lm, example, weight) == pytest.approx(1 / np.log2(rank + 1) if rank <= 10 else 0.0)
 
 
-def test_gate_budget_stops_scoring_keeps_both_kinds_and_pairs():
-    held, replay = _lists(40, 2), _lists(40, 3)
-    cand, ref = _ScoresBy(delay=0.02), _ScoresBy(reverse=True, delay=0.02)
-    ch, rh, cr, rr = paired_gate_scores(cand, ref, held, replay, budget_s=0.5)
-    assert 0 < len(ch) < 40 and 0 < len(cr) < 40  # stopped early, with held-out and replay lists alternating
-    assert abs(len(ch) - len(cr)) <= 1 and len(ch) == len(rh) and len(cr) == len(rr)
-    assert cand.calls == ref.calls == len(ch) + len(cr)
-    np.testing.assert_allclose(ch, list_ndcg(cand, held[:len(ch)]))  # the first lists in the fixed order
-    nothing = paired_gate_scores(cand, ref, held, replay, budget_s=0.0)
-    assert all(len(x) == 0 for x in nothing)
-    assert gate_decision(*nothing, RefreshConfig())["decision"] == "rejected"
+def _user_in_fold(fold: int, n: int) -> str:
+    return next(u for u in (f"user{m}" for m in range(n * 10, 10**6)) if gate_fold(u) == fold)
+
+
+def test_each_gate_fold_is_judged_with_the_weight_the_other_fold_chose():
+    """Fold 0's feedback is found by the LM, fold 1's by the retriever: fold 0 chooses to trust the LM,
+    fold 1 the retrieval order, so fold 0 is judged by the retrieval order (NDCG of its low-ranked
+    targets) and fold 1 by the LM (which misses its targets): the gate sees what a weight chosen on
+    other users does, not what a weight chosen on the same lists does."""
+    config = RefreshConfig(min_fit_feedback=5)
+    lists, scores = [], []
+    for n in range(24):
+        fold = n % 2
+        user = _user_in_fold(fold, n)
+        target = 7 if fold == 0 else 0
+        lists.append(RerankExample(user, ["A (1990)"], [f"c{j}" for j in range(10)], target,
+                                   [-float(j) for j in range(10)]))
+        scores.append(_pointing_at([lists[-1]], [7])[0])  # the LM always puts candidate 7 first
+    held, replay, weights = cross_fitted_ndcg(scores, lists, [], [], config)
+    assert weights[1] != "inf" and weights[0] == "inf"  # chosen on fold 0 (LM right) is used for fold 1
+    for example, ndcg in zip(lists, held):
+        if gate_fold(example.user_id) == 0:  # judged with fold 1's weight: the retrieval order
+            assert ndcg == pytest.approx(1 / np.log2(7 + 2))
+        else:  # judged with fold 0's LM-trusting weight: candidate 7 first, the target (0) second
+            assert ndcg == pytest.approx(1 / np.log2(3))
+    assert len(replay) == 0
 
 
 def test_without_an_adapter_the_gate_compares_with_the_order_that_was_served():
@@ -90,6 +105,15 @@ def test_without_an_adapter_the_gate_compares_with_the_order_that_was_served():
     shown = RerankExample("u", ["A (1990)"], [f"c{j}" for j in range(10)], 3, [-float(j) for j in range(10)])
     assert RetrievalOrder().rerank_scores([], shown.candidates, shown.retriever_scores) == shown.retriever_scores
     np.testing.assert_allclose(list_ndcg(RetrievalOrder(), [shown]), [1 / np.log2(3 + 2)])
+
+
+class _FixedArrayLM:
+    def __init__(self, lm):
+        self.lm = lm
+
+    def rerank_scores(self, history, candidates, retriever_scores=None, request="", retriever_weight=None):
+        z = np.asarray(retriever_scores, dtype=float)
+        return list(self.lm + retriever_weight * (z - z.mean()) / z.std())
 
 
 class _FixedLM:
@@ -134,7 +158,7 @@ def test_the_refresh_fusion_weight_follows_the_feedback_within_the_replay_bound(
     finds_feedback = _pointing_at(feedback, [7] * 30)
     harmless = fit_refresh_fusion(finds_feedback, feedback, _pointing_at(replay, [0] * 20), replay, 0.02)
     assert harmless["weight"] != "inf" and harmless["fused_ndcg@10"] == pytest.approx(1.0)
-    assert harmless["fit_users"].startswith("feedback lists")
+    assert harmless["fit_users"].startswith("held-out feedback lists")
     harmful = fit_refresh_fusion(finds_feedback, feedback, _pointing_at(replay, [9] * 20), replay, 0.02)
     assert harmful["weight"] == "inf" and harmful["fused_ndcg@10"] == pytest.approx(harmful["retriever_ndcg@10"])
     assert harmful["replay_ndcg@10_by_weight"]["0.0"] < 0.98 * harmful["replay_ndcg@10_by_weight"]["inf"]
@@ -166,13 +190,13 @@ class _SlowLM:
     def __init__(self, delay):
         self.delay, self.calls = delay, 0
 
-    def rerank_scores(self, history, candidates):
+    def __call__(self, example):
         self.calls += 1
         time.sleep(self.delay)
-        return [float(len(c)) for c in candidates]
+        return [float(len(c)) for c in example.candidates]
 
 
-def test_fit_scoring_stops_at_its_budget_with_both_kinds_of_lists():
+def test_gate_scoring_stops_at_its_budget_with_both_kinds_of_lists():
     feedback, replay = _lists(60, 4), _lists(30, 5)
     lm = _SlowLM(0.02)
     (feedback_scores, replay_scores), (feedback_kept, replay_kept) = score_within(lm, [feedback, replay], 0.5)
@@ -182,34 +206,37 @@ def test_fit_scoring_stops_at_its_budget_with_both_kinds_of_lists():
     assert len(feedback_scores) == len(feedback_kept) and lm.calls == len(feedback_kept) + len(replay_kept)
     (every, _), (kept, _) = score_within(_SlowLM(0.0), [feedback, replay], None)
     assert len(every) == len(kept) == 60
+    nothing, _ = score_within(_SlowLM(0.0), [feedback, replay], 0.0)
+    assert nothing == [[], []]
+    assert gate_decision(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), RefreshConfig())["decision"] == "rejected"
 
 
 def test_the_overall_budget_shortens_training_then_the_gate_never_loosens_anything():
-    config = RefreshConfig(minutes=5.0, fit_minutes=1.5, gate_minutes=3.0, budget_minutes=9.5)
-    assert Budget(9.5).training_minutes(config) == pytest.approx(5.0, abs=0.01)  # 5 + 1.5 + 1 fits in 9.5
-    assert Budget(6.0).training_minutes(config) == pytest.approx(3.5, abs=0.01)  # leaves the fit 1.5, the gate 1
+    config = RefreshConfig(minutes=5.0, gate_minutes=3.0, budget_minutes=9.5)
+    assert Budget(9.5).training_minutes(config) == pytest.approx(5.0, abs=0.01)  # 5 + 3 fits in 9.5
+    assert Budget(6.0).training_minutes(config) == pytest.approx(3.0, abs=0.01)  # leaves the gate its 3
     assert Budget(1.0).training_minutes(config) == 0.25  # never nothing at all
     assert Budget(2.0).gate_seconds(config) == pytest.approx(120.0, abs=1.0)  # what is left, below gate_minutes
     assert Budget(20.0).gate_seconds(config) == pytest.approx(180.0)
     assert Budget(None).gate_seconds(replace(config, gate_minutes=None)) is None  # no limit anywhere: every list
-    assert Budget(None).training_minutes(config) == 5.0 and Budget(None).fit_seconds(config) == 90.0
-    assert Budget(0.5).fit_seconds(config) == 0.0  # the last minute belongs to the gate
+    assert Budget(None).training_minutes(config) == 5.0
+    assert Budget(3.0).training_minutes(replace(config, gate_minutes=None)) == pytest.approx(2.0, abs=0.01)
 
 
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):
     """Replay lists with a sequential retriever are the lists `recsys train` trains on: the user's
-    validation item at its rank in the retriever's top 20, never inserted; training, fusion-fit and
-    gate lists come from different users, and each kind holds what was asked (while users last)."""
+    validation item at its rank in the retriever's top 20, never inserted; training and gate lists
+    come from different users, and each kind holds what was asked (while users last)."""
     from assistant.lm_reranking import RerankContext
     from assistant.retriever_training import sequential_model_dir
 
     home, _ = sasrec_100k
     context = RerankContext.load(home, "ml-100k", sequential_model_dir(home, "ml-100k"))
-    train_lists, fit_lists, gate_lists = _retriever_replay_lists(context, seed=0, n_train=30, n_fit=10, n_eval=12)
-    assert (len(train_lists), len(fit_lists), len(gate_lists)) == (30, 10, 12)
-    users = [[e.user_id for e in kind] for kind in (train_lists, fit_lists, gate_lists)]
-    assert len(set().union(*map(set, users))) == 52
-    for example in train_lists + fit_lists + gate_lists:
+    train_lists, gate_lists = _retriever_replay_lists(context, seed=0, n_train=30, n_eval=12)
+    assert (len(train_lists), len(gate_lists)) == (30, 12)
+    users = [[e.user_id for e in kind] for kind in (train_lists, gate_lists)]
+    assert len(set().union(*map(set, users))) == 42
+    for example in train_lists + gate_lists:
         assert example.candidate_ids[example.target] == context.split.valid[example.user_id]
         ranked = [item for item, _ in context.candidates(context.split.history(example.user_id, "valid"))]
         assert example.candidate_ids == ranked

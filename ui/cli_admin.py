@@ -97,7 +97,6 @@ def cmd_refresh(settings, args) -> int:
                            min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
                            threads=args.threads, seed=args.seed,
                            gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
-                           fit_minutes=args.fit_minutes,
                            budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
     result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config)
     if args.json:
@@ -110,10 +109,10 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
     refresh.add_argument("--minutes", type=float, default=4.5,
-                         help="training budget (default 4.5; less if --budget-minutes would leave no time to fit and gate)")
-    refresh.add_argument("--fit-minutes", type=float, default=2.0, help="scoring budget of the fusion-weight fit")
-    refresh.add_argument("--gate-minutes", type=float, default=3.0,
-                         help="scoring budget of the gate (default 3; 0: every list the overall budget allows)")
+                         help="training budget (default 4.5; less if --budget-minutes would leave the gate too little)")
+    refresh.add_argument("--gate-minutes", type=float, default=4.5,
+                         help="scoring budget of the gate, which also chooses the fusion weight (default 4.5; "
+                              "0: every list the overall budget allows)")
     refresh.add_argument("--budget-minutes", type=float, default=9.5,
                          help="the whole refresh, setup to decision (default 9.5; 0: no overall limit)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
