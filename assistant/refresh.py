@@ -375,7 +375,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     train_config.seed = config.seed
     run_dir = home.root / "runs" / f"refresh-{dataset_name}-{int(time.time())}"
     train_minutes = budget.training_minutes(config)
-    if train_minutes < config.minutes:
+    if train_minutes < config.minutes - 0.05:
         log(f"training for {train_minutes:.1f} min, not {config.minutes:g}: the refresh's {config.budget_minutes:g} min "
             f"budget keeps the gate its time")
     result = train(model_dir, mix, train_config, out_dir=run_dir, minutes=train_minutes,
