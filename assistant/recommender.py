@@ -16,7 +16,7 @@ from retrieval.candidates import CandidateRetriever, FusionWeights, fuse
 from retrieval.embedder import Embedder
 from retrieval.filters import satisfies
 from retrieval.item_index import ItemIndex
-from retrieval.profiles import ProfileStore
+from retrieval.profiles import Profile, ProfileStore
 
 LIKED_RATING = 4.0
 LIKED_WINDOW = 200  # recent likes an explanation may cite
@@ -115,11 +115,12 @@ class Recommender:
 
     def recommend_request(self, request: Request, history: list[Interaction], profile_user: str | None, k: int,
                           exclude: set[str] | None = None, rerank: Callable | None = None,
-                          pool: int | None = None) -> Recommendations:
+                          pool: int | None = None, profile: Profile | None = None) -> Recommendations:
         """Retrieve for an already parsed request. `history` is what the user has seen (excluded, and
         their likes shape the sequential vector and the explanations); `profile_user` names the profile
-        vector fused with the query. `rerank(request, [(item, score)], k)` may reorder a pool of
-        `pool` candidates down to k (diversity, dislike penalties)."""
+        vector fused with the query, or `profile` gives one (e.g. built from part of a history).
+        `rerank(request, [(item, score)], k)` may reorder a pool of `pool` candidates down to k
+        (diversity, dislike penalties)."""
         if not isinstance(k, int) or not 1 <= k <= self.max_k:
             raise InvalidRequest(f"k must be a whole number from 1 to {self.max_k}, got {k!r}")
         timings: dict[str, float] = {}
@@ -132,7 +133,8 @@ class Recommender:
             clock = now
 
         query_vector = self.embedder.encode_one(request.text) if request.text.strip() else None
-        profile = self.profiles.get(profile_user) if profile_user is not None else None
+        if profile is None and profile_user is not None:
+            profile = self.profiles.get(profile_user)
         reference_vectors = self.index.vectors(list(request.references)) if request.references else {}
         reference_mean = (np.mean(list(reference_vectors.values()), axis=0) if reference_vectors else None)
         vector = fuse([(self.fusion.query, query_vector),

@@ -48,6 +48,7 @@ from assistant.lm_serving import fusion_weight
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci, zscore
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
+from assistant.served_replay import served_replay_lists
 from data.feedback import FeedbackStore
 from data.home import RuntimeHome
 from data.splits import leave_last_out
@@ -59,6 +60,7 @@ from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
 FIT_TOLERANCE_SHARE = 0.5  # of the replay tolerance, what the fusion fit may use
+SERVED_REPLAY_KIND = "served top 20 of data set users without feedback, last like held out (served_replay)"
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,10 @@ def _replay_lists(dataset: Dataset, texts: dict[str, str], seed: int, n_eval: in
             popularity_replay_examples(histories, targets, popularity, texts, eval_users, seed + 1))
 
 
-def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = RefreshConfig(), log=print) -> dict:
+def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = RefreshConfig(), log=print,
+                recommender=None) -> dict:
+    """`recommender`: the home's retrieval, to gate forgetting on lists as it serves them (see
+    served_replay); without it the gate's replay lists are the training replay kind."""
     import torch
 
     started = time.perf_counter()
@@ -344,19 +349,24 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
     sequential_dir = sequential_model_dir(home, dataset_name)
+    n_gate_replay = 0 if recommender is not None else config.replay_eval_users
     if (sequential_dir / MODEL_FILE).exists():
         replay_kind = "sequential retriever top 20 (the lists recsys train trains on)"
         replay_train, replay_eval = _retriever_replay_lists(
-            RerankContext.load(home, dataset_name, sequential_dir), config.seed, n_replay_wanted,
-            config.replay_eval_users)
+            RerankContext.load(home, dataset_name, sequential_dir), config.seed, n_replay_wanted, n_gate_replay)
     else:
         replay_kind = "popularity top 200 (no sequential retriever)"
-        replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, config.replay_eval_users)
+        replay_train, replay_eval = _replay_lists(dataset, texts, config.seed, n_gate_replay)
     replay_train, replay_eval = ([by_position(x) for x in part] for part in (replay_train, replay_eval))
     rng = random.Random(config.seed)
     n_replay = min(len(replay_train), n_replay_wanted)
-    mix = train_lists + rng.sample(replay_train, n_replay)
+    replay_mix = rng.sample(replay_train, n_replay)
+    mix = train_lists + replay_mix
     rng.shuffle(mix)
+    if recommender is not None:  # of users neither the feedback nor the training replay holds
+        replay_kind = f"training: {replay_kind}; gate: {SERVED_REPLAY_KIND}"
+        replay_eval = served_replay_lists(recommender, texts, config.replay_eval_users, config.seed + 2,
+                                          skip_users={e.user_id for e in events} | {x.user_id for x in replay_mix})
     log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
         f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
         f"{n_replay} replay lists in the mix, {len(replay_eval)} for the gate (replay: {replay_kind})")

@@ -23,9 +23,12 @@ Configurations:
 - retrained: the retrieval state rebuilt from scratch on every interaction up to T1 (3s and other
   users' events included), with the refreshed configuration's reranker.
 `rejected_candidate`: when the gate rejected the refreshed adapter, that adapter on the same test users
-as it would have served (whether the gate was right); null otherwise.
+as it would have served, and its forgetting on the same pre-T0 sample (whether the gate was right);
+null otherwise.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
-before T0 held out, ranked from their earlier history).
+before T0 held out, ranked from their earlier history, the profile vector rebuilt from it: the
+stored one holds the held-out like). The refresh's gate checks forgetting on the same kind of lists
+(served_replay), of data set users who left no feedback.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
 from assistant.recommender import Recommender
 from assistant.refresh import RefreshConfig, run_refresh
+from assistant.served_replay import profile_of
 from assistant.retriever_training import (SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir,
                                           train_retriever)
 from assistant.request_parser import Request
@@ -58,7 +62,7 @@ from retrieval.candidates import FusionWeights
 from retrieval.embedder import Embedder
 from retrieval.filters import Constraints
 from retrieval.item_index import ItemIndex
-from retrieval.profiles import ProfileStore, ProfileWeights
+from retrieval.profiles import Profile, ProfileStore, ProfileWeights
 from retrieval.sequential import SASRecConfig, SASRecRetriever
 from retrieval.vector_store import ChromaLocation, open_client
 
@@ -135,9 +139,10 @@ class _World:
             os.replace(partial, kept)
         return report, SASRecRetriever.load(target)
 
-    def rank(self, user: str, history: list[Interaction], exclude: set[str], n: int = K) -> list[str]:
+    def rank(self, user: str, history: list[Interaction], exclude: set[str], n: int = K,
+             profile: Profile | None = None) -> list[str]:
         request = Request(text="", constraints=Constraints())
-        result = self.recommender.recommend_request(request, history, user, n, exclude=exclude)
+        result = self.recommender.recommend_request(request, history, user, n, exclude=exclude, profile=profile)
         return [r.item.item_id for r in result.items]
 
 
@@ -215,7 +220,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=120, min_held_out=20,
                                                           max_gate_lists=300, threads=refresh_threads, seed=seed),
-                          log=log)
+                          log=log, recommender=world.recommender)
     registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
@@ -249,18 +254,31 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"retrained: {_summary(retrained)}")
 
     forgetting_users = [user for user in chosen if sum(1 for x in history_t0[user] if x.rating >= LIKE) >= 6]
-    stale_pre, refreshed_pre = [], []
+    stale_pre, refreshed_pre, pre_pools = [], [], []
     for user in forgetting_users:
         history = history_t0[user]
         last_like = max((n for n, x in enumerate(history) if x.rating >= LIKE))
         earlier, target = history[:last_like], {history[last_like].item_id}
         exclude = {x.item_id for x in history[last_like + 1:]}
-        pool = world.rank(user, earlier, exclude, POOL)
+        # the stored profile holds the held-out like: rank from a profile of the earlier history alone
+        pool = world.rank(user, earlier, exclude, POOL, profile=profile_of(world.recommender, user, earlier))
         stale_pre.append(_metrics(pool, target))
         refreshed_pre.append(_metrics(with_lm(pool, earlier), target))
+        pre_pools.append((pool, earlier, target))
     stale_pre_ndcg = float(np.mean([m[0] for m in stale_pre])) if stale_pre else 0.0
+
+    def forgetting_of(results: list[tuple[float, float]]) -> float:
+        ndcg = float(np.mean([m[0] for m in results])) if results else 0.0
+        return max(0.0, (stale_pre_ndcg - ndcg) / stale_pre_ndcg) if stale_pre_ndcg else 0.0
+
     refreshed_pre_ndcg = float(np.mean([m[0] for m in refreshed_pre])) if refreshed_pre else 0.0
-    forgetting = max(0.0, (stale_pre_ndcg - refreshed_pre_ndcg) / stale_pre_ndcg) if stale_pre_ndcg else 0.0
+    forgetting = forgetting_of(refreshed_pre)
+    if rejected_candidate is not None:  # and would it have forgotten?
+        world.assistant.lm = ServingReranker(registry, background=False, log=log, pinned=refresh["version"])
+        rejected_pre = [_metrics(with_lm(pool, earlier), target) for pool, earlier, target in pre_pools]
+        world.assistant.lm = lm
+        rejected_candidate["forgetting"] = round(forgetting_of(rejected_pre), 4)
+        log(f"the rejected adapter's forgetting: {rejected_candidate['forgetting']}")
 
     result = {
         "protocol": {

@@ -278,13 +278,16 @@ def _poison(home, n_users=50, per_user=2, seed=0) -> int:
 
 
 @needs_model
-def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, smollm2_dir):
+def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, smollm2_dir, recommender_100k):
     serving = _serve_a_small_adapter(refresh_home, smollm2_dir)
     events = _poison(refresh_home)
-    # asked for another model, the refresh still continues the serving adapter on its own base model
-    result = run_refresh(refresh_home, "ml-100k", replace(FAST, model="qwen"), log=lambda *_: None)
+    # asked for another model, the refresh still continues the serving adapter on its own base model;
+    # given the served retrieval, the gate checks forgetting on lists as served
+    result = run_refresh(refresh_home, "ml-100k", replace(FAST, model="qwen"), log=lambda *_: None,
+                         recommender=recommender_100k)
     registry = AdapterRegistry(refresh_home.adapters)
     assert result["decision"] == "rejected", result["gate"]
+    assert "gate: served top 20" in result["gate"]["replay"] and result["gate"]["lists_offered"]["replay"] > 0
     assert registry.versions()[-1].config["model_name"] == "smollm2"
     assert registry.serving() == serving
     kept = registry.versions()[-1]

@@ -89,6 +89,20 @@ def register(sub) -> None:
     register_refresh(sub)
 
 
+def _served_retrieval(settings, dataset: str):
+    """The retrieval the assistant serves, so the gate checks forgetting on the lists it shows; None
+    when the data set is not ingested (the gate then replays retriever lists)."""
+    from dataclasses import replace
+
+    from assistant.runtime import NotIngested, build_recommender
+
+    try:
+        return build_recommender(replace(settings, dataset=dataset))
+    except NotIngested as exc:
+        print(f"refresh: {exc}; the gate's replay lists are retriever lists, not served ones")
+        return None
+
+
 def cmd_refresh(settings, args) -> int:
     from assistant.refresh import RefreshConfig, run_refresh
     from data.home import RuntimeHome
@@ -98,7 +112,8 @@ def cmd_refresh(settings, args) -> int:
                            threads=args.threads, seed=args.seed,
                            gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
                            budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
-    result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config)
+    result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config,
+                         recommender=_served_retrieval(settings, args.dataset or settings.dataset))
     if args.json:
         print(json.dumps(result, default=str))
     return 0
