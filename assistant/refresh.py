@@ -9,8 +9,10 @@
    so the adapter does not forget what it knew. Replay lists are the ones `recsys train` trains
    on when the data set has a sequential retriever (a user's validation item among its top 20,
    kept only when it found it); without one, popularity lists.
-3. The gate scores held-out feedback lists and replay lists of data set users outside training,
-   interleaved in a fixed seeded order until its budget ends, with the candidate's LM (once per
+3. The gate scores held-out feedback lists and replay lists, interleaved in a fixed seeded order
+   until its budget ends. Given the home's retrieval, replay lists are lists as it serves them
+   (served_replay: data set users who left no feedback and are not in the training mix, last like
+   held out); without it, the training replay kind. Both are scored with the candidate's LM (once per
    list) and with the serving version as it serves (its fusion weight; with no adapter serving,
    the retrieval order). The candidate serves as LM + w x retriever position (w = inf: the
    retrieval order), w being the weight that ranks feedback lists best among those keeping replay
