@@ -104,18 +104,18 @@ def validation_examples(context: RerankContext, users: list[str], require_target
     return examples
 
 
+def fused_list_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: float, k: int = 10) -> float:
+    """NDCG@k of the list's target under LM + weight * z(retriever) (an infinite weight: the retriever order)."""
+    z = zscore(example.retriever_scores)
+    scores = z if math.isinf(weight) else np.asarray(lm_scores, dtype=np.float64) + weight * z
+    return float(ndcg_at_k(np.array([1 + int((scores > scores[example.target]).sum())]), k)[0])
+
+
 def fusion_table(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict[str, float]:
     """Mean NDCG@10 of LM + w * z(retriever) on the examples for each w of the grid ("inf": retriever order)."""
-    def ndcg(scores_per_list):
-        ranks = np.array([1 + int((s > s[e.target]).sum()) for s, e in zip(scores_per_list, examples)])
-        return float(ndcg_at_k(ranks, 10).mean())
-
-    table = {}
-    for w in WEIGHT_GRID:
-        fused = [zscore(e.retriever_scores) if math.isinf(w) else lm + w * zscore(e.retriever_scores)
-                 for lm, e in zip(lm_scores, examples)]
-        table["inf" if math.isinf(w) else str(w)] = ndcg(fused)
-    return table
+    return {"inf" if math.isinf(w) else str(w): float(np.mean([fused_list_ndcg(lm, e, w)
+                                                                for lm, e in zip(lm_scores, examples)]))
+            for w in WEIGHT_GRID}
 
 
 def fit_fusion_weight(lm_scores: list[np.ndarray], examples: list[RerankExample],

@@ -44,10 +44,10 @@ import numpy as np
 
 from assistant.feedback_training import (by_position, feedback_examples, gate_fold, popularity_replay_examples,
                                          split_by_user)
-from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fusion_table,
+from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fusion_table,
                                     validation_examples)
 from assistant.lm_serving import fusion_weight
-from assistant.metrics import ndcg_at_k, paired_bootstrap_ci, zscore
+from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
 from assistant.served_replay import served_replay_lists
@@ -183,9 +183,7 @@ class RetrievalOrder(AsServed):
 
 def fused_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: str, k: int = 10) -> float:
     """NDCG@k of the list's target under LM + weight x zscore(retriever) ("inf": the retriever order)."""
-    z = zscore(example.retriever_scores)
-    scores = z if weight == "inf" else np.asarray(lm_scores, dtype=np.float64) + float(weight) * z
-    return float(ndcg_at_k(np.array([1 + int((scores > scores[example.target]).sum())], dtype=np.float64), k)[0])
+    return fused_list_ndcg(lm_scores, example, math.inf if weight == "inf" else float(weight), k)
 
 
 def choose_fusion(feedback_scores: list[np.ndarray], feedback: list[RerankExample], replay_scores: list[np.ndarray],
@@ -312,9 +310,10 @@ def _replay_lists(dataset: Dataset, texts: dict[str, str], seed: int, n_eval: in
 
 
 def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = RefreshConfig(), log=print,
-                recommender=None) -> dict:
-    """`recommender`: the home's retrieval, to gate forgetting on lists as it serves them (see
-    served_replay); without it the gate's replay lists are the training replay kind."""
+                served_retrieval=None) -> dict:
+    """`served_retrieval()`: the home's retrieval (or None), built only once there is something to
+    refresh, to gate forgetting on lists as it serves them (see served_replay); without it the gate's
+    replay lists are the training replay kind."""
     import torch
 
     started = time.perf_counter()
@@ -351,6 +350,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
     sequential_dir = sequential_model_dir(home, dataset_name)
+    recommender = served_retrieval() if served_retrieval is not None else None
     n_gate_replay = 0 if recommender is not None else config.replay_eval_users
     if (sequential_dir / MODEL_FILE).exists():
         replay_kind = "sequential retriever top 20 (the lists recsys train trains on)"

@@ -20,9 +20,9 @@ from assistant.feedback_training import position_scores
 from assistant.recommender import Recommender
 from assistant.request_parser import Request
 from assistant.reranker_data import liked_history
+from data.catalogue import Interaction
 from finetune.training import RerankExample
 from retrieval.filters import Constraints
-from data.catalogue import Interaction
 from retrieval.profiles import Profile, build_profile
 
 LIKE = 4.0
@@ -58,16 +58,24 @@ def profile_of(recommender: Recommender, user: str, interactions: list[Interacti
                          [x.timestamp for x in kept], recommender.profiles.weights)
 
 
-def _served_list(recommender: Recommender, texts: dict[str, str], user: str) -> RerankExample | None:
-    history = recommender.dataset.user_history(user)
+def split_at_last_like(history: list[Interaction]) -> tuple[list[Interaction], str, set[str]] | None:
+    """(the history before the last like, that like's item, the items after it) of a time-ordered
+    history with at least MIN_LIKES likes; None otherwise."""
     likes = [n for n, x in enumerate(history) if x.rating >= LIKE]
     if len(likes) < MIN_LIKES:
         return None
-    earlier, target = history[: likes[-1]], history[likes[-1]].item_id
+    last = likes[-1]
+    return history[:last], history[last].item_id, {x.item_id for x in history[last + 1:]}
+
+
+def _served_list(recommender: Recommender, texts: dict[str, str], user: str) -> RerankExample | None:
+    split = split_at_last_like(recommender.dataset.user_history(user))
+    if split is None:
+        return None
+    earlier, target, later = split
     profile = profile_of(recommender, user, earlier)
     if profile is None or target not in texts:
         return None
-    later = {x.item_id for x in history[likes[-1] + 1:]}
     shown = recommender.recommend_request(Request(text="", constraints=Constraints()), earlier, None, POOL,
                                           exclude=later, profile=profile)
     candidates = [r.item.item_id for r in shown.items if r.item.item_id in texts]

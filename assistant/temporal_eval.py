@@ -49,7 +49,7 @@ from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
 from assistant.recommender import Recommender
 from assistant.refresh import RefreshConfig, run_refresh
-from assistant.served_replay import profile_of
+from assistant.served_replay import profile_of, split_at_last_like
 from assistant.retriever_training import (SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir,
                                           train_retriever)
 from assistant.request_parser import Request
@@ -220,7 +220,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=120, min_held_out=20,
                                                           max_gate_lists=300, threads=refresh_threads, seed=seed),
-                          log=log, recommender=world.recommender)
+                          log=log, served_retrieval=lambda: world.recommender)
     registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
@@ -253,13 +253,12 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         retrained.append(_metrics(with_lm(pool, history), targets[user]))
     log(f"retrained: {_summary(retrained)}")
 
-    forgetting_users = [user for user in chosen if sum(1 for x in history_t0[user] if x.rating >= LIKE) >= 6]
+    held_out_likes = {user: split_at_last_like(history_t0[user]) for user in chosen}
+    forgetting_users = [user for user in chosen if held_out_likes[user] is not None]
     stale_pre, refreshed_pre, pre_pools = [], [], []
     for user in forgetting_users:
-        history = history_t0[user]
-        last_like = max((n for n, x in enumerate(history) if x.rating >= LIKE))
-        earlier, target = history[:last_like], {history[last_like].item_id}
-        exclude = {x.item_id for x in history[last_like + 1:]}
+        earlier, held_out, exclude = held_out_likes[user]
+        target = {held_out}
         # the stored profile holds the held-out like: rank from a profile of the earlier history alone
         pool = world.rank(user, earlier, exclude, POOL, profile=profile_of(world.recommender, user, earlier))
         stale_pre.append(_metrics(pool, target))

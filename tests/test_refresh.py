@@ -284,7 +284,7 @@ def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, sm
     # asked for another model, the refresh still continues the serving adapter on its own base model;
     # given the served retrieval, the gate checks forgetting on lists as served
     result = run_refresh(refresh_home, "ml-100k", replace(FAST, model="qwen"), log=lambda *_: None,
-                         recommender=recommender_100k)
+                         served_retrieval=lambda: recommender_100k)
     registry = AdapterRegistry(refresh_home.adapters)
     assert result["decision"] == "rejected", result["gate"]
     assert "gate: served top 20" in result["gate"]["replay"] and result["gate"]["lists_offered"]["replay"] > 0

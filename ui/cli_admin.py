@@ -112,8 +112,9 @@ def cmd_refresh(settings, args) -> int:
                            threads=args.threads, seed=args.seed,
                            gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
                            budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
-    result = run_refresh(RuntimeHome(settings.home), args.dataset or settings.dataset, config,
-                         recommender=_served_retrieval(settings, args.dataset or settings.dataset))
+    dataset = args.dataset or settings.dataset
+    result = run_refresh(RuntimeHome(settings.home), dataset, config,
+                         served_retrieval=lambda: _served_retrieval(settings, dataset))
     if args.json:
         print(json.dumps(result, default=str))
     return 0
