@@ -47,6 +47,7 @@ import numpy as np
 from assistant.assistant import Assistant
 from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
+from assistant.metrics import paired_bootstrap_ci
 from assistant.recommender import Recommender
 from assistant.refresh import RefreshConfig, run_refresh
 from assistant.served_replay import profile_of, split_at_last_like
@@ -76,6 +77,12 @@ def _metrics(ranked: list[str], targets: set[str]) -> tuple[float, float]:
     ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(K, len(targets))))
     hits = sum(1 for item in ranked[:K] if item in targets)
     return (sum(gains) / ideal if ideal else 0.0), hits / min(K, len(targets))
+
+
+def _paired_ndcg(a: list[tuple[float, float]], b: list[tuple[float, float]], seed: int) -> dict:
+    """NDCG@10 of a minus b on the same users, with its 95% paired bootstrap interval over users."""
+    ci = paired_bootstrap_ci([m[0] for m in a], [m[0] for m in b], seed=seed)
+    return {key: round(value, 4) if math.isfinite(value) else None for key, value in ci.items()}
 
 
 def _summary(values: list[tuple[float, float]]) -> dict:
@@ -252,6 +259,12 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         pool = rebuilt.rank(user, history, set(), POOL)
         retrained.append(_metrics(with_lm(pool, history), targets[user]))
     log(f"retrained: {_summary(retrained)}")
+    paired = {"immediate_vs_stale": _paired_ndcg(immediate, stale, seed),
+              "refreshed_vs_immediate": _paired_ndcg(refreshed, immediate, seed),
+              "refreshed_vs_stale": _paired_ndcg(refreshed, stale, seed)}
+    gain = paired["refreshed_vs_immediate"]
+    log(f"refreshed - immediate NDCG@10: {gain['mean_diff']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}] "
+        "(paired bootstrap over users)")
 
     held_out_likes = {user: split_at_last_like(history_t0[user]) for user in chosen}
     forgetting_users = [user for user in chosen if held_out_likes[user] is not None]
@@ -298,6 +311,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         "stale": _summary(stale), "immediate": _summary(immediate), "refreshed": _summary(refreshed),
         "retrained": _summary(retrained),
         "rejected_candidate": rejected_candidate,
+        "paired_ndcg@10": {"protocol": "same test users, mean difference, 95% paired bootstrap over users (2,000 "
+                                       "resamples)", **paired},
+        "per_user_ndcg@10": {"users": chosen, **{name: [round(m[0], 4) for m in values] for name, values in
+                                                 (("stale", stale), ("immediate", immediate),
+                                                  ("refreshed", refreshed), ("retrained", retrained))}},
         "forgetting": round(forgetting, 4),
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4)},
         "refresh_seconds": refresh["refresh_seconds"],

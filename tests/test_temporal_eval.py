@@ -51,6 +51,18 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         assert saved["rejected_candidate"]["users"] == 15
     else:
         assert saved["rejected_candidate"] is None
+    per_user = saved["per_user_ndcg@10"]
+    assert per_user["users"] == sorted(per_user["users"]) and len(per_user["users"]) == 15
+    for key in ("stale", "immediate", "refreshed", "retrained"):  # the per-user values are the reported means
+        assert len(per_user[key]) == 15 and sum(per_user[key]) / 15 == pytest.approx(saved[key]["ndcg@10"], abs=1e-3)
+    for name, (a, b) in {"immediate_vs_stale": ("immediate", "stale"), "refreshed_vs_immediate": ("refreshed", "immediate"),
+                         "refreshed_vs_stale": ("refreshed", "stale")}.items():
+        paired = saved["paired_ndcg@10"][name]
+        assert paired["mean_diff"] == pytest.approx(saved[a]["ndcg@10"] - saved[b]["ndcg@10"], abs=2e-3)
+        assert paired["ci_low"] <= paired["mean_diff"] <= paired["ci_high"]
+    if result["refresh"]["decision"] != "promoted":  # no adapter serves: refreshed is immediate, user by user
+        assert per_user["refreshed"] == per_user["immediate"]
+        assert saved["paired_ndcg@10"]["refreshed_vs_immediate"]["ci_high"] == 0.0
     shown = saved["protocol"]["feedback_on_shown_list"]
     assert 0 <= shown["like"] + shown["dislike"] <= saved["protocol"]["feedback_events"]
     if saved.get("gate"):
