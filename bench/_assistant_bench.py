@@ -101,3 +101,13 @@ def machine() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return {"cpus": os.cpu_count(), "loadavg_1_5_15": [round(x, 2) for x in load],
             "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+
+
+def synthetic_rerank_list():
+    """The list the LM-cost benches time: 8 history titles, 20 candidates with genres, the target 4th,
+    the retriever feature by position."""
+    from finetune.training import RerankExample
+
+    history = [f"Some Film Title {n} ({1990 + n})" for n in range(8)]
+    candidates = [f"Candidate Movie {n}, The ({1980 + n}) [Comedy, Drama]" for n in range(20)]
+    return RerankExample("u", history, candidates, 3, [-float(n) for n in range(20)])

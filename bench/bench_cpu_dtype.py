@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _assistant_bench import machine, write_result
+from _assistant_bench import machine, synthetic_rerank_list, write_result
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,12 +35,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from finetune.scorer import native_bf16
-    from finetune.training import RerankExample, TrainConfig, example_loss, make_lora_scorer
+    from finetune.training import TrainConfig, example_loss, make_lora_scorer
 
     model_dir = REPO / ".recsys" / "models" / "smollm2"
-    history = [f"Some Film Title {n} ({1990 + n})" for n in range(8)]
-    candidates = [f"Candidate Movie {n}, The ({1980 + n}) [Comedy, Drama]" for n in range(20)]
-    example = RerankExample("u", history, candidates, 3, [-float(n) for n in range(20)])
+    example = synthetic_rerank_list()
     modes = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
         config = TrainConfig(bf16=bf16, base_bf16=bf16)
@@ -59,7 +57,7 @@ def main(argv=None) -> int:
             scorer, config = modes[name]
             with torch.no_grad(), autocast(config.bf16):
                 start = time.perf_counter()
-                scorer.rerank_scores(history, candidates, bf16=False)
+                scorer.rerank_scores(example.history, example.candidates, bf16=False)
                 if i:  # the first call of each mode warms up
                     score_s[name].append(time.perf_counter() - start)
     for i in range(args.steps):

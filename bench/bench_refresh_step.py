@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _assistant_bench import machine, write_result
+from _assistant_bench import machine, synthetic_rerank_list, write_result
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,12 +35,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from finetune.scorer import native_bf16
-    from finetune.training import RerankExample, TrainConfig, example_loss, make_lora_scorer
+    from finetune.training import TrainConfig, example_loss, make_lora_scorer
 
     model_dir = REPO / ".recsys" / "models" / "smollm2"
-    history = [f"Some Film Title {n} ({1990 + n})" for n in range(8)]
-    candidates = [f"Candidate Movie {n}, The ({1980 + n}) [Comedy, Drama]" for n in range(20)]
-    example = RerankExample("u", history, candidates, 3, [-float(n) for n in range(20)])
+    example = synthetic_rerank_list()
     bf16 = native_bf16()
     scorers = {layers: make_lora_scorer(model_dir, TrainConfig(bf16=bf16, base_bf16=bf16, lora_layers=layers))
                for layers in (None, args.top_layers)}
