@@ -82,8 +82,22 @@ class RefreshConfig:
     max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
+    fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
     threads: int | None = None
     seed: int = 0
+
+
+def refresh_train_config(serving_folder: Path | None, config: RefreshConfig) -> TrainConfig:
+    """The serving adapter's own training settings (its LoRA layout must match to continue it), or a fresh
+    LoRA in the top `fresh_lora_layers` layers; the refresh's rate, negatives and seed either way."""
+    if serving_folder is not None:
+        train_config = TrainConfig.from_dict(json.loads((serving_folder / "config.json").read_text())["train"])
+    else:
+        train_config = TrainConfig(lora_layers=config.fresh_lora_layers)
+    train_config.lr = config.learning_rate
+    train_config.train_negatives = config.train_negatives
+    train_config.seed = config.seed
+    return train_config
 
 
 def state_path(home: RuntimeHome) -> Path:
@@ -377,14 +391,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         return {"decision": "skipped", "new_events": len(new_events), "feedback_lists": len(lists),
                 "refresh_seconds": round(time.perf_counter() - started, 1)}
 
-    if serving:
-        serving_folder = registry.path(serving)
-        train_config = TrainConfig.from_dict(json.loads((serving_folder / "config.json").read_text())["train"])
-    else:
-        serving_folder, train_config = None, TrainConfig()
-    train_config.lr = config.learning_rate
-    train_config.train_negatives = config.train_negatives
-    train_config.seed = config.seed
+    serving_folder = registry.path(serving) if serving else None
+    train_config = refresh_train_config(serving_folder, config)
     run_dir = home.root / "runs" / f"refresh-{dataset_name}-{int(time.time())}"
     train_minutes = budget.training_minutes(config)
     if train_minutes < config.minutes - 0.05:

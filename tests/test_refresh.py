@@ -19,8 +19,8 @@ from hypothesis import given, strategies as st
 from assistant.feedback_training import gate_fold
 from assistant.refresh import (AsServed, Budget, RefreshConfig, RetrievalOrder, _retriever_replay_lists,
                                cross_fitted_ndcg, fit_refresh_fusion, fused_ndcg, gate_decision, interleaved,
-                               list_ndcg, run_refresh, score_within)
-from finetune.training import RerankExample
+                               list_ndcg, refresh_train_config, run_refresh, score_within)
+from finetune.training import RerankExample, TrainConfig
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
@@ -221,6 +221,23 @@ def test_the_overall_budget_shortens_training_then_the_gate_never_loosens_anythi
     assert Budget(None).gate_seconds(replace(config, gate_minutes=None)) is None  # no limit anywhere: every list
     assert Budget(None).training_minutes(config) == 5.0
     assert Budget(3.0).training_minutes(replace(config, gate_minutes=None)) == pytest.approx(2.0, abs=0.01)
+
+
+@given(layers=st.one_of(st.none(), st.integers(1, 30)), serving_layers=st.one_of(st.none(), st.integers(1, 30)),
+       lr=st.floats(1e-5, 1e-2), negatives=st.one_of(st.none(), st.integers(1, 15)))
+def test_a_refresh_continues_the_serving_lora_layout_or_starts_a_fresh_one_in_the_top_layers(
+        tmp_path_factory, layers, serving_layers, lr, negatives):
+    import json
+
+    config = RefreshConfig(fresh_lora_layers=layers, learning_rate=lr, train_negatives=negatives, seed=3)
+    fresh = refresh_train_config(None, config)
+    assert fresh.lora_layers == layers and (fresh.lr, fresh.train_negatives, fresh.seed) == (lr, negatives, 3)
+    serving = tmp_path_factory.mktemp("serving")
+    (serving / "config.json").write_text(json.dumps({"train": TrainConfig(lora_layers=serving_layers,
+                                                                          lr=0.1).to_dict()}))
+    continued = refresh_train_config(serving, config)
+    assert continued.lora_layers == serving_layers  # the serving adapter's layout, whatever the fresh default
+    assert (continued.lr, continued.train_negatives, continued.seed) == (lr, negatives, 3)
 
 
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):

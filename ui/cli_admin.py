@@ -110,6 +110,7 @@ def cmd_refresh(settings, args) -> int:
     config = RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
                            min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
                            threads=args.threads, seed=args.seed,
+                           fresh_lora_layers=args.lora_layers if args.lora_layers > 0 else None,
                            gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
                            budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
     dataset = args.dataset or settings.dataset
@@ -136,6 +137,9 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
     refresh.add_argument("--tolerance", type=float, default=0.02, help="largest relative replay NDCG@10 drop")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
+    refresh.add_argument("--lora-layers", type=int, default=10,
+                         help="with no serving adapter yet, LoRA in the top n layers only (default 10, about half "
+                              "the step cost of all layers; 0: every layer); a serving adapter's layers are kept")
     refresh.add_argument("--seed", type=int, default=0)
     refresh.add_argument("--json", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
