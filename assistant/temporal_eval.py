@@ -85,6 +85,20 @@ def _paired_ndcg(a: list[tuple[float, float]], b: list[tuple[float, float]], see
     return {key: round(value, 4) if math.isfinite(value) else None for key, value in ci.items()}
 
 
+def _forgetting_interval(refreshed: list[tuple[float, float]], stale: list[tuple[float, float]], seed: int) -> dict:
+    """Refreshed minus stale NDCG@10 on the pre-T0 sample, with its paired bootstrap interval, and the
+    interval of the forgetting it implies (relative drop, floored at 0 as the point value is)."""
+    if not stale:
+        return {}
+    paired = _paired_ndcg(refreshed, stale, seed)
+    base = float(np.mean([m[0] for m in stale]))
+    if not base:
+        return {"paired_ndcg@10": paired}
+    ci = paired_bootstrap_ci([m[0] for m in refreshed], [m[0] for m in stale], seed=seed)
+    return {"paired_ndcg@10": paired,
+            "forgetting_ci": [round(max(0.0, -ci["ci_high"] / base), 4), round(max(0.0, -ci["ci_low"] / base), 4)]}
+
+
 def _summary(values: list[tuple[float, float]]) -> dict:
     arr = np.array(values, dtype=np.float64)
     return {"ndcg@10": round(float(arr[:, 0].mean()), 4), "recall@10": round(float(arr[:, 1].mean()), 4),
@@ -161,7 +175,8 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
                  refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
-                 refresh_threads: int = 1, reuse_retrievers: bool = True, log=print) -> dict:
+                 refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
+                 reuse_retrievers: bool = True, log=print) -> dict:
     started = time.perf_counter()
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
@@ -226,7 +241,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
 
     refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
                                                           replay_eval_users=120, min_held_out=20,
-                                                          max_gate_lists=300, threads=refresh_threads, seed=seed),
+                                                          max_gate_lists=300, threads=refresh_threads,
+                                                          fresh_lora_layers=refresh_lora_layers, seed=seed),
                           log=log, served_retrieval=lambda: world.recommender)
     registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
@@ -302,6 +318,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                         "each event carries the list the system showed at that moment (its top 20, earlier "
                         "events applied); a rated item outside it only extends the history",
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
+            "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
             "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
             "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
                                      "budget each), fused with the profile; its user state reads the history, "
@@ -317,7 +334,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                                                  (("stale", stale), ("immediate", immediate),
                                                   ("refreshed", refreshed), ("retrained", retrained))}},
         "forgetting": round(forgetting, 4),
-        "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4)},
+        "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4),
+                              **_forgetting_interval(refreshed_pre, stale_pre, seed)},
         "refresh_seconds": refresh["refresh_seconds"],
         "refresh": {k: v for k, v in refresh.items() if k != "gate"}, "gate": refresh.get("gate"),
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),

@@ -5,7 +5,9 @@ import math
 
 import pytest
 
-from assistant.temporal_eval import _metrics
+from hypothesis import given, strategies as st
+
+from assistant.temporal_eval import _forgetting_interval, _metrics
 
 
 @pytest.mark.parametrize("ranked,targets,ndcg,recall", [
@@ -18,6 +20,20 @@ from assistant.temporal_eval import _metrics
 def test_ndcg_and_recall_at_10(ranked, targets, ndcg, recall):
     got_ndcg, got_recall = _metrics(ranked, targets)
     assert got_ndcg == pytest.approx(ndcg) and got_recall == pytest.approx(recall)
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), min_size=1, max_size=60))
+def test_the_forgetting_interval_brackets_the_forgetting(pairs):
+    stale = [(s, 0.0) for s, _ in pairs]
+    refreshed = [(r, 0.0) for _, r in pairs]
+    detail = _forgetting_interval(refreshed, stale, seed=0)
+    base = sum(s for s, _ in pairs) / len(pairs)
+    if not base:
+        assert "forgetting_ci" not in detail
+        return
+    forgetting = round(max(0.0, (base - sum(r for _, r in pairs) / len(pairs)) / base), 4)
+    low, high = detail["forgetting_ci"]
+    assert 0.0 <= low <= high and low - 1e-4 <= forgetting <= high + 1e-4  # 1e-4: both are rounded to 4 places
 
 
 def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_path):
@@ -35,13 +51,22 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         getattr(home, name).symlink_to(getattr(source, name).resolve(), target_is_directory=True)
     out = tmp_path / "temporal.json"
     result = run_temporal(home, "ml-100k", users=15, seed=0, json_path=out, refresh_minutes=0.1,
-                          sequential_minutes=0.2, log=lambda *_: None)
+                          sequential_minutes=0.2, refresh_lora_layers=4, log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
+    assert saved["protocol"]["refresh_lora"] == "top 4 layers"
     for key in ("stale", "immediate", "refreshed", "retrained"):
         assert saved[key]["users"] == 15 and 0.0 <= saved[key]["ndcg@10"] <= 1.0
         assert 0.0 <= saved[key]["recall@10"] <= 1.0
     assert 0.0 <= saved["forgetting"] <= 1.0 and saved["refresh_seconds"] > 0
+    detail = saved["forgetting_detail"]  # the forgetting comes with its paired interval over the pre-T0 users
+    assert detail["paired_ndcg@10"]["mean_diff"] == pytest.approx(
+        detail["refreshed_ndcg@10"] - detail["stale_ndcg@10"], abs=2e-4)
+    if detail["stale_ndcg@10"] > 0:
+        low, high = detail["forgetting_ci"]
+        assert 0.0 <= low <= saved["forgetting"] <= high
+    else:  # nothing to forget: no relative drop, no interval of one
+        assert saved["forgetting"] == 0.0 and "forgetting_ci" not in detail
     training = saved["protocol"]["sequential_training"]
     assert training["t0"]["epochs_run"] >= 1 and training["t1"]["epochs_run"] >= 1
     assert (training["t0"]["dataset"], training["t1"]["dataset"]) == ("ml-100k-t0", "ml-100k-t1")

@@ -184,10 +184,13 @@ def cmd_eval(settings, args) -> int:
         result = run_temporal(home, args.dataset, args.users, args.seed, Path(args.json) if args.json else None,
                               refresh_minutes=args.refresh_minutes, model=args.model or "smollm2",
                               sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
+                              refresh_lora_layers=args.refresh_lora_layers or None,
                               reuse_retrievers=not args.retrain_retrievers)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
-        print(f"forgetting {result['forgetting']:.4f}; refresh {result['refresh_seconds']} s "
+        interval = result["forgetting_detail"].get("forgetting_ci")
+        shown = f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+        print(f"forgetting {result['forgetting']:.4f}{shown}; refresh {result['refresh_seconds']} s "
               f"({result['refresh'].get('decision')})")
         return 0
     if args.protocol != "loo":
@@ -261,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
+    ev.add_argument("--refresh-lora-layers", type=int, default=10,
+                    help="temporal protocol: the refresh's fresh LoRA in the top n layers (default 10; 0: every layer)")
     ev.add_argument("--retrain-retrievers", action="store_true",
                     help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "
                          "trained on the same interactions and budget")
