@@ -81,7 +81,10 @@ def _metrics(ranked: list[str], targets: set[str]) -> tuple[float, float]:
 
 def _paired_ndcg(a: list[tuple[float, float]], b: list[tuple[float, float]], seed: int) -> dict:
     """NDCG@10 of a minus b on the same users, with its 95% paired bootstrap interval over users."""
-    ci = paired_bootstrap_ci([m[0] for m in a], [m[0] for m in b], seed=seed)
+    return _rounded(paired_bootstrap_ci([m[0] for m in a], [m[0] for m in b], seed=seed))
+
+
+def _rounded(ci: dict) -> dict:
     return {key: round(value, 4) if math.isfinite(value) else None for key, value in ci.items()}
 
 
@@ -90,11 +93,11 @@ def _forgetting_interval(refreshed: list[tuple[float, float]], stale: list[tuple
     interval of the forgetting it implies (relative drop, floored at 0 as the point value is)."""
     if not stale:
         return {}
-    paired = _paired_ndcg(refreshed, stale, seed)
+    ci = paired_bootstrap_ci([m[0] for m in refreshed], [m[0] for m in stale], seed=seed)
+    paired = _rounded(ci)
     base = float(np.mean([m[0] for m in stale]))
     if not base:
         return {"paired_ndcg@10": paired}
-    ci = paired_bootstrap_ci([m[0] for m in refreshed], [m[0] for m in stale], seed=seed)
     return {"paired_ndcg@10": paired,
             "forgetting_ci": [round(max(0.0, -ci["ci_high"] / base), 4), round(max(0.0, -ci["ci_low"] / base), 4)]}
 
