@@ -57,7 +57,7 @@ from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
 from finetune.scorer import fast_dtype
-from finetune.training import RerankExample, TrainConfig, train
+from finetune.training import RerankExample, TrainConfig, check_lora_layers, train
 from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
@@ -85,6 +85,9 @@ class RefreshConfig:
     fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
     threads: int | None = None
     seed: int = 0
+
+    def __post_init__(self):
+        check_lora_layers(self.fresh_lora_layers, "fresh_lora_layers")
 
 
 def refresh_train_config(serving_folder: Path | None, config: RefreshConfig) -> TrainConfig:

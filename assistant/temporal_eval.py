@@ -181,6 +181,10 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                  refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
                  reuse_retrievers: bool = True, log=print) -> dict:
     started = time.perf_counter()
+    # built first, so that a bad setting fails before an hour of world building, not after it
+    refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, replay_eval_users=120, min_held_out=20,
+                                   max_gate_lists=300, threads=refresh_threads,
+                                   fresh_lora_layers=refresh_lora_layers, seed=seed)
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
     u, i, r, t = source.interaction_arrays()
@@ -242,11 +246,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         immediate.append(_metrics(pool, targets[user]))
     log(f"immediate: {_summary(immediate)}")
 
-    refresh = run_refresh(world.home, name, RefreshConfig(model=model, minutes=refresh_minutes,
-                                                          replay_eval_users=120, min_held_out=20,
-                                                          max_gate_lists=300, threads=refresh_threads,
-                                                          fresh_lora_layers=refresh_lora_layers, seed=seed),
-                          log=log, served_retrieval=lambda: world.recommender)
+    refresh = run_refresh(world.home, name, refresh_config, log=log, served_retrieval=lambda: world.recommender)
     registry = AdapterRegistry.of_home(world.home)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm

@@ -43,6 +43,12 @@ class RerankExample:
     candidate_ids: list[str] = field(default_factory=list)
 
 
+def check_lora_layers(value: int | None, name: str) -> None:
+    """A LoRA depth is None (every layer) or a positive number of top layers."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive number of layers, or None for every layer; got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     lora_r: int = 8
@@ -65,6 +71,9 @@ class TrainConfig:
     checkpoint_every_s: float = 120.0
     seed: int = 0
     prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def __post_init__(self):
+        check_lora_layers(self.lora_layers, "lora_layers")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -55,3 +55,15 @@ def test_errors_are_one_clear_line(ml100k, tmp_path):
     bad.write_text("item_id,title\nx,\n")
     proc = run(["ingest", "--catalog", str(bad)], home)
     assert proc.returncode == 2 and "bad.csv:2: missing required field 'title'" in proc.stderr
+
+
+def test_a_negative_lora_depth_is_refused_before_any_work(ml100k):
+    home, _, _ = ml100k
+    registry_before = sorted(p.name for p in (home.root / "adapters").glob("*")) if (home.root / "adapters").exists() else []
+    proc = run(["refresh", "--lora-layers", "-3"], home)
+    assert proc.returncode == 2 and "--lora-layers: must be 0 or more, got -3" in proc.stderr
+    proc = run(["eval", "--protocol", "temporal", "--refresh-lora-layers", "-1"], home)
+    assert proc.returncode == 2 and "--refresh-lora-layers: must be 0 or more, got -1" in proc.stderr
+    after = sorted(p.name for p in (home.root / "adapters").glob("*")) if (home.root / "adapters").exists() else []
+    assert after == registry_before
+    assert not (home.root / "eval").exists() or not any((home.root / "eval").glob("temporal-work-*"))

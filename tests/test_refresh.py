@@ -240,6 +240,15 @@ def test_a_refresh_continues_the_serving_lora_layout_or_starts_a_fresh_one_in_th
     assert (continued.lr, continued.train_negatives, continued.seed) == (lr, negatives, 3)
 
 
+@given(layers=st.one_of(st.integers(-1000, 0), st.booleans(), st.floats(0.5, 30.0)))
+def test_a_lora_depth_below_one_layer_is_refused_where_it_is_set(layers):
+    """Not silently 'every layer' (peft reads an empty layer list so) nor a failure an hour later."""
+    with pytest.raises(ValueError, match="positive number of layers"):
+        TrainConfig(lora_layers=layers)
+    with pytest.raises(ValueError, match="fresh_lora_layers must be a positive number of layers"):
+        RefreshConfig(fresh_lora_layers=layers)
+
+
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):
     """Replay lists with a sequential retriever are the lists `recsys train` trains on: the user's
     validation item at its rank in the retriever's top 20, never inserted; training and gate lists

@@ -10,6 +10,8 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from ui.cli_types import non_negative_int  # noqa: E402
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.recommender import InvalidRequest, UnknownUser
     from assistant.request_parser import InvalidQuery
@@ -264,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
-    ev.add_argument("--refresh-lora-layers", type=int, default=10,
+    ev.add_argument("--refresh-lora-layers", type=non_negative_int, default=10,
                     help="temporal protocol: the refresh's fresh LoRA in the top n layers (default 10; 0: every layer)")
     ev.add_argument("--retrain-retrievers", action="store_true",
                     help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "

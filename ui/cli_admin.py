@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ui.cli_types import non_negative_int
+
 
 def cmd_forget(settings, args) -> int:
     from assistant.forget import forget_user
@@ -137,7 +139,7 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
     refresh.add_argument("--tolerance", type=float, default=0.02, help="largest relative replay NDCG@10 drop")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
-    refresh.add_argument("--lora-layers", type=int, default=10,
+    refresh.add_argument("--lora-layers", type=non_negative_int, default=10,
                          help="with no serving adapter yet, LoRA in the top n layers only (default 10, about half "
                               "the step cost of all layers; 0: every layer); a serving adapter's layers are kept")
     refresh.add_argument("--seed", type=int, default=0)
