@@ -77,9 +77,9 @@ class RefreshConfig:
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
-    replay_eval_users: int = 200  # replay lists offered to the gate (both folds)
+    replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
-    max_gate_lists: int | None = 300  # held-out feedback lists scored by the gate (seeded sample above this)
+    max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
     fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
@@ -473,4 +473,4 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         f"{wall / 60:.1f} min")
     return {"version": version, "decision": gate["decision"], "gate": gate, "serving": registry.serving(),
             "refresh_seconds": round(wall, 1), "training": {k: result[k] for k in ("examples_seen", "wall_time_s")},
-            "new_events": len(new_events)}
+            "new_events": len(new_events), "gate_replay_users": sorted({x.user_id for x in replay_eval})}

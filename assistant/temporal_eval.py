@@ -27,8 +27,11 @@ as it would have served, and its forgetting on the same pre-T0 sample (whether t
 null otherwise.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
 before T0 held out, ranked from their earlier history, the profile vector rebuilt from it: the
-stored one holds the held-out like). The refresh's gate checks forgetting on the same kind of lists
-(served_replay), of data set users who left no feedback.
+stored one holds the held-out like). The sample is the test users plus other T0 users (>= 5
+interactions before T0; seeded) up to `forgetting_users`: one held-out like per user hits the top
+10 for about 7% of users, so a few hundred users leave a relative drop uncertain by +-5%. The
+refresh's gate checks forgetting on the same kind of lists (served_replay) of data set users who left
+no feedback; those users are kept out of the sample, so the gate is not judged on its own lists.
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ from retrieval.vector_store import ChromaLocation, open_client
 
 K = 10
 POOL = 20
+FORGETTING_USERS = 1000  # the pre-T0 sample (test users first)
 LIKE, DISLIKE = 4.0, 2.0
 
 
@@ -176,14 +180,34 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
     return [item.item_id for item, _ in assistant.lm_order(Request("", Constraints()), chosen, history)][:K]
 
 
+def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], count_before: dict[str, int],
+                   dataset: Dataset, skip: set[str], size: int, seed: int) -> dict[str, tuple]:
+    """user -> (history before their last like before T0, that like, the items after it): the test users
+    first, then seeded T0 users with >= 5 interactions before T0 outside `skip`, up to `size` users."""
+    sample = {}
+    for user in chosen:
+        split = split_at_last_like(history_t0[user])
+        if split is not None and len(sample) < size:
+            sample[user] = split
+    tested = set(chosen)
+    others = sorted(u for u, n in count_before.items() if n >= 5 and u not in tested and u not in skip)
+    random.Random(seed + 7).shuffle(others)
+    for user in others:
+        if len(sample) >= size:
+            break
+        split = split_at_last_like(dataset.user_history(user))
+        if split is not None:
+            sample[user] = split
+    return sample
+
+
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
                  refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
                  refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
-                 reuse_retrievers: bool = True, log=print) -> dict:
+                 reuse_retrievers: bool = True, forgetting_users: int = FORGETTING_USERS, log=print) -> dict:
     started = time.perf_counter()
     # built first, so that a bad setting fails before an hour of world building, not after it
-    refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, replay_eval_users=120, min_held_out=20,
-                                   max_gate_lists=300, threads=refresh_threads,
+    refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, threads=refresh_threads,
                                    fresh_lora_layers=refresh_lora_layers, seed=seed)
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
@@ -285,11 +309,10 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"refreshed - immediate NDCG@10: {gain['mean_diff']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}] "
         "(paired bootstrap over users)")
 
-    held_out_likes = {user: split_at_last_like(history_t0[user]) for user in chosen}
-    forgetting_users = [user for user in chosen if held_out_likes[user] is not None]
+    held_out_likes = _pre_t0_sample(chosen, history_t0, count_before, world.dataset,
+                                    set(refresh.get("gate_replay_users", ())), forgetting_users, seed)
     stale_pre, refreshed_pre, pre_pools = [], [], []
-    for user in forgetting_users:
-        earlier, held_out, exclude = held_out_likes[user]
+    for user, (earlier, held_out, exclude) in held_out_likes.items():
         target = {held_out}
         # the stored profile holds the held-out like: rank from a profile of the earlier history alone
         pool = world.rank(user, earlier, exclude, POOL, profile=profile_of(world.recommender, user, earlier))
@@ -322,7 +345,9 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                         "events applied); a rated item outside it only extends the history",
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
-            "forgetting_sample": f"{len(forgetting_users)} users, last like before T0",
+            "forgetting_sample": (f"{len(held_out_likes)} users ({sum(u in set(chosen) for u in held_out_likes)} "
+                                  "test users, the others T0 users outside the gate's replay lists), last like "
+                                  "before T0"),
             "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
                                      "budget each), fused with the profile; its user state reads the history, "
                                      "feedback included" if sequential_minutes > 0
@@ -340,7 +365,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4),
                               **_forgetting_interval(refreshed_pre, stale_pre, seed)},
         "refresh_seconds": refresh["refresh_seconds"],
-        "refresh": {k: v for k, v in refresh.items() if k != "gate"}, "gate": refresh.get("gate"),
+        "refresh": {k: v for k, v in refresh.items() if k not in ("gate", "gate_replay_users")},
+        "gate": refresh.get("gate"),
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }
     for key in [k for k in ("immediate", "refreshed", "retrained", "rejected_candidate") if result[k]]:

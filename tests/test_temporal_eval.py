@@ -7,7 +7,8 @@ import pytest
 
 from hypothesis import given, strategies as st
 
-from assistant.temporal_eval import _forgetting_interval, _metrics
+from assistant.temporal_eval import _forgetting_interval, _metrics, _pre_t0_sample
+from data.catalogue import Interaction
 
 
 @pytest.mark.parametrize("ranked,targets,ndcg,recall", [
@@ -20,6 +21,42 @@ from assistant.temporal_eval import _forgetting_interval, _metrics
 def test_ndcg_and_recall_at_10(ranked, targets, ndcg, recall):
     got_ndcg, got_recall = _metrics(ranked, targets)
     assert got_ndcg == pytest.approx(ndcg) and got_recall == pytest.approx(recall)
+
+
+
+class _Histories:
+    def __init__(self, histories):
+        self.histories = histories
+
+    def user_history(self, user):
+        return self.histories[user]
+
+
+def _history(user: str, ratings: list[float]) -> list[Interaction]:
+    return [Interaction(user, f"i{n}", r, n) for n, r in enumerate(ratings)]
+
+
+@given(ratings=st.dictionaries(st.sampled_from([f"u{n}" for n in range(40)]),
+                               st.lists(st.sampled_from([1.0, 3.0, 4.0, 5.0]), min_size=0, max_size=14), min_size=1),
+       n_chosen=st.integers(0, 10), n_skip=st.integers(0, 10), size=st.integers(1, 40), seed=st.integers(0, 3))
+def test_the_forgetting_sample_takes_test_users_first_and_never_a_gate_replay_user(ratings, n_chosen, n_skip,
+                                                                                   size, seed):
+    histories = {u: _history(u, r) for u, r in ratings.items()}
+    users = sorted(histories)
+    chosen, skip = users[:n_chosen], set(users[n_chosen:n_chosen + n_skip])
+    count_before = {u: len(h) for u, h in histories.items()}
+    sample = _pre_t0_sample(chosen, {u: histories[u] for u in chosen}, count_before, _Histories(histories),
+                            skip, size, seed)
+    assert len(sample) <= size and not (set(sample) & skip)
+    eligible_tested = [u for u in chosen if sum(x.rating >= 4 for x in histories[u]) >= 6]
+    assert list(sample)[:len(eligible_tested)] == eligible_tested[:size]  # the test users come first
+    for user, (earlier, held_out, after) in sample.items():
+        likes = [x for x in histories[user] if x.rating >= 4]
+        assert held_out == likes[-1].item_id and len(earlier) >= 5 and count_before[user] >= 5
+        assert all(x.rating < 4 for x in histories[user][len(earlier) + 1:])  # held out: the last like
+    others = [u for u in users if u not in chosen and u not in skip and count_before[u] >= 5
+              and sum(x.rating >= 4 for x in histories[u]) >= 6]
+    assert len(sample) == min(size, len(eligible_tested) + len(others))  # filled up to its size when it can be
 
 
 @given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), min_size=1, max_size=60))
@@ -51,10 +88,12 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         getattr(home, name).symlink_to(getattr(source, name).resolve(), target_is_directory=True)
     out = tmp_path / "temporal.json"
     result = run_temporal(home, "ml-100k", users=15, seed=0, json_path=out, refresh_minutes=0.1,
-                          sequential_minutes=0.2, refresh_lora_layers=4, log=lambda *_: None)
+                          sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
     assert saved["protocol"]["refresh_lora"] == "top 4 layers"
+    assert saved["protocol"]["forgetting_sample"].startswith("40 users (")  # ML-100K has many more T0 users
+    assert "gate_replay_users" not in saved["refresh"]
     for key in ("stale", "immediate", "refreshed", "retrained"):
         assert saved[key]["users"] == 15 and 0.0 <= saved[key]["ndcg@10"] <= 1.0
         assert 0.0 <= saved[key]["recall@10"] <= 1.0

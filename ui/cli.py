@@ -10,7 +10,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ui.cli_types import non_negative_int  # noqa: E402
+from ui.cli_types import non_negative_int, positive_int  # noqa: E402
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.recommender import InvalidRequest, UnknownUser
@@ -187,7 +187,7 @@ def cmd_eval(settings, args) -> int:
                               refresh_minutes=args.refresh_minutes, model=args.model or "smollm2",
                               sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
                               refresh_lora_layers=args.refresh_lora_layers or None,
-                              reuse_retrievers=not args.retrain_retrievers)
+                              reuse_retrievers=not args.retrain_retrievers, forgetting_users=args.forgetting_users)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         interval = result["forgetting_detail"].get("forgetting_ci")
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
     ev.add_argument("--refresh-lora-layers", type=non_negative_int, default=10,
                     help="temporal protocol: the refresh's fresh LoRA in the top n layers (default 10; 0: every layer)")
+    ev.add_argument("--forgetting-users", type=positive_int, default=1000,
+                    help="temporal protocol: users in the pre-T0 forgetting sample (the test users first; default 1000)")
     ev.add_argument("--retrain-retrievers", action="store_true",
                     help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "
                          "trained on the same interactions and budget")
