@@ -473,4 +473,5 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         f"{wall / 60:.1f} min")
     return {"version": version, "decision": gate["decision"], "gate": gate, "serving": registry.serving(),
             "refresh_seconds": round(wall, 1), "training": {k: result[k] for k in ("examples_seen", "wall_time_s")},
-            "new_events": len(new_events), "gate_replay_users": sorted({x.user_id for x in replay_eval})}
+            "new_events": len(new_events),
+            "replay_users": sorted({x.user_id for x in replay_eval} | {x.user_id for x in replay_mix})}

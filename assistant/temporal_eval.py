@@ -31,7 +31,8 @@ stored one holds the held-out like). The sample is the test users plus other T0 
 interactions before T0; seeded) up to `forgetting_users`: one held-out like per user hits the top
 10 for about 7% of users, so a few hundred users leave a relative drop uncertain by +-5%. The
 refresh's gate checks forgetting on the same kind of lists (served_replay) of data set users who left
-no feedback; those users are kept out of the sample, so the gate is not judged on its own lists.
+no feedback; those users, and those whose lists the refresh trained on as replay (their target is
+often the same last like), are kept out of the sample.
 """
 from __future__ import annotations
 
@@ -183,9 +184,9 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
 def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], count_before: dict[str, int],
                    dataset: Dataset, skip: set[str], size: int, seed: int) -> dict[str, tuple]:
     """user -> (history before their last like before T0, that like, the items after it): the test users
-    first, then seeded T0 users with >= 5 interactions before T0 outside `skip`, up to `size` users."""
+    first, then seeded T0 users with >= 5 interactions before T0, none in `skip`, up to `size` users."""
     sample = {}
-    for user in chosen:
+    for user in (u for u in chosen if u not in skip):
         split = split_at_last_like(history_t0[user])
         if split is not None and len(sample) < size:
             sample[user] = split
@@ -310,7 +311,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         "(paired bootstrap over users)")
 
     held_out_likes = _pre_t0_sample(chosen, history_t0, count_before, world.dataset,
-                                    set(refresh.get("gate_replay_users", ())), forgetting_users, seed)
+                                    set(refresh.get("replay_users", ())), forgetting_users, seed)
     stale_pre, refreshed_pre, pre_pools = [], [], []
     for user, (earlier, held_out, exclude) in held_out_likes.items():
         target = {held_out}
@@ -346,8 +347,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
             "forgetting_sample": (f"{len(held_out_likes)} users ({sum(u in set(chosen) for u in held_out_likes)} "
-                                  "test users, the others T0 users outside the gate's replay lists), last like "
-                                  "before T0"),
+                                  "test users, the others T0 users; none whose replay list the refresh trained or "
+                                  "gated on), last like before T0"),
             "sequential_retriever": (f"SASRec trained on each world's interactions only ({sequential_minutes:g} min "
                                      "budget each), fused with the profile; its user state reads the history, "
                                      "feedback included" if sequential_minutes > 0
@@ -365,7 +366,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4),
                               **_forgetting_interval(refreshed_pre, stale_pre, seed)},
         "refresh_seconds": refresh["refresh_seconds"],
-        "refresh": {k: v for k, v in refresh.items() if k not in ("gate", "gate_replay_users")},
+        "refresh": {k: v for k, v in refresh.items() if k not in ("gate", "replay_users")},
         "gate": refresh.get("gate"),
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }
