@@ -15,8 +15,8 @@
    held out); without it, the training replay kind. Both are scored with the candidate's LM (once per
    list) and with the serving version as it serves (its fusion weight; with no adapter serving,
    the retrieval order). The candidate serves as LM + w x retriever position (w = inf: the
-   retrieval order), w being the weight that ranks feedback lists best among those keeping replay
-   NDCG@10 within half the tolerance of the retrieval order's. Choosing w on the lists that judge it
+   retrieval order), w being the weight that ranks feedback and replay lists best (pooled) among those
+   keeping replay NDCG@10 within half the tolerance of the retrieval order's. Choosing w on the lists that judge it
    would flatter it, and setting lists aside for the choice halves what the gate can see, so the
    gate cross-fits: users fall in two folds by hash, and each fold's lists are judged with the w
    chosen on the other fold. The weight that serves is chosen on both folds. LM scores are
@@ -26,7 +26,8 @@
    Fewer scored lists give a wider interval, never a looser rule.
 4. One budget (`budget_minutes`, 9.5 by default) bounds the whole refresh: training ends early
    enough to leave the gate its `gate_minutes`, and the gate gets what is left, up to those.
-5. The candidate is always kept as a version (with its gate numbers); promotion is the atomic
+5. The candidate is always kept as a version (with its gate numbers and every list the gate scored,
+   `gate_lists.json`, so a gate rule can be checked on them afterwards); promotion is the atomic
    serving-pointer switch. The feedback store is only read, so killing a refresh loses nothing.
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ from finetune.training import RerankExample, TrainConfig, check_lora_layers, tra
 from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
+GATE_LISTS_FILE = "gate_lists.json"
 FIT_TOLERANCE_SHARE = 0.5  # of the replay tolerance, what the fusion fit may use
 SERVED_REPLAY_KIND = "served top 20 of data set users without feedback, last like held out (served_replay)"
 
@@ -236,6 +238,19 @@ def cross_fitted_ndcg(feedback_scores: list[np.ndarray], feedback: list[RerankEx
     return judged(feedback_scores, feedback), judged(replay_scores, replay), weights
 
 
+def _write_gate_lists(path: Path, held_lm: list[np.ndarray], held: list[RerankExample], serving_held: np.ndarray,
+                      replay_lm: list[np.ndarray], replay: list[RerankExample], serving_replay: np.ndarray) -> None:
+    """Every list the gate scored, with the candidate's LM scores and the serving version's NDCG@10,
+    so that a gate rule can be checked afterwards on the very lists it decided on."""
+    def rows(kind, scores, lists, serving):
+        return [{"kind": kind, "user": x.user_id, "fold": gate_fold(x.user_id), "target": x.target,
+                 "lm": [round(float(v), 4) for v in lm], "retriever": [round(float(v), 4) for v in x.retriever_scores],
+                 "serving_ndcg@10": round(float(ref), 6)} for lm, x, ref in zip(scores, lists, serving)]
+
+    path.write_text(json.dumps(rows("held_out", held_lm, held, serving_held)
+                               + rows("replay", replay_lm, replay, serving_replay)))
+
+
 def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidate_replay: np.ndarray,
                   serving_replay: np.ndarray, config: RefreshConfig) -> dict:
     out = {"held_out_lists": int(len(candidate_held)), "replay_lists": int(len(candidate_replay)),
@@ -266,17 +281,22 @@ def gate_decision(candidate_held: np.ndarray, serving_held: np.ndarray, candidat
 
 def fit_refresh_fusion(feedback_scores: list[np.ndarray], feedback_fit: list[RerankExample],
                        replay_scores: list[np.ndarray], replay_fit: list[RerankExample], tolerance: float) -> dict:
-    """The fusion weight ranking the given feedback lists best among the weights whose replay NDCG@10
-    stays within half of `tolerance` (relative) of the retrieval order's on the given replay lists:
-    a fold holds a few dozen replay lists, and the other half is room for their noise before the
-    gate checks the full tolerance on all of them, each fold with the other fold's weight."""
+    """The fusion weight ranking the given feedback and replay lists best (pooled, a list one vote: the
+    weight serves both kinds of user) among the weights whose replay NDCG@10 stays within half of
+    `tolerance` (relative) of the retrieval order's on the replay lists: a fold holds a few hundred
+    lists, and the other half is room for their noise before the gate checks the full tolerance on
+    all of them, each fold with the other fold's weight. Pooling halves the noise of the choice that
+    a fold's feedback lists alone would leave (one fold once chose 0.25, the other 6.0)."""
     replay = fusion_table(replay_scores, replay_fit) if replay_fit else None
 
     def keeps_replay(weight: str) -> bool:
         return replay is None or replay[weight] >= (1.0 - FIT_TOLERANCE_SHARE * tolerance) * replay["inf"]
 
-    fusion = fit_fusion_weight(feedback_scores, feedback_fit, allowed=keeps_replay)
-    fusion["fit_users"] = "held-out feedback lists (of users training did not see)"
+    fusion = fit_fusion_weight(list(feedback_scores) + list(replay_scores), list(feedback_fit) + list(replay_fit),
+                               allowed=keeps_replay)
+    fusion["feedback_ndcg@10_by_weight"] = fusion_table(feedback_scores, feedback_fit)
+    fusion["fit_users"] = ("held-out feedback lists (of users training did not see) and replay lists, pooled"
+                           if replay_fit else "held-out feedback lists (of users training did not see)")
     if replay is not None:
         fusion["replay_ndcg@10_by_weight"] = replay
         fusion["replay_fit_lists"] = len(replay_fit)
@@ -455,6 +475,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
                 fusion_fit=None if fusion is None else {k: fusion[k] for k in (
                     "weight", "fit_users", "fit_lists", "retriever_ndcg@10", "fused_ndcg@10")},
                 gate_seconds=round(time.perf_counter() - gate_started, 1))
+    _write_gate_lists(candidate_folder / GATE_LISTS_FILE, held_lm, held_lists_scored, serv_held, replay_lm,
+                      replay_scored_lists, serv_replay)
     metrics_path = candidate_folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     metrics["gate"] = gate

@@ -169,6 +169,31 @@ def test_the_refresh_fusion_weight_follows_the_feedback_within_the_replay_bound(
     assert 0.98 * table["inf"] < table["0.0"] < 0.99 * table["inf"] and slightly["weight"] == "inf"
 
 
+def _random_lists(draw, n, size):
+    lists, scores = [], []
+    for _ in range(n):
+        length = draw(st.integers(2, size))
+        target = draw(st.integers(0, length - 1))
+        lists.append(RerankExample("u", ["h"], ["c"] * length, target, [-float(r) for r in range(length)]))
+        scores.append(np.array(draw(st.lists(st.floats(-5, 5), min_size=length, max_size=length))))
+    return lists, scores
+
+
+@given(st.data())
+def test_the_refresh_fusion_weight_is_best_on_feedback_and_replay_pooled_within_the_replay_bound(data):
+    from assistant.lm_reranking import fusion_table
+
+    feedback, feedback_lm = _random_lists(data.draw, data.draw(st.integers(1, 12)), 8)
+    replay, replay_lm = _random_lists(data.draw, data.draw(st.integers(0, 12)), 8)
+    fusion = fit_refresh_fusion(feedback_lm, feedback, replay_lm, replay, 0.02)
+    pooled = fusion_table(feedback_lm + replay_lm, feedback + replay)
+    replay_table = fusion_table(replay_lm, replay) if replay else None
+    allowed = [w for w in pooled if w == "inf" or replay_table is None or replay_table[w] >= 0.99 * replay_table["inf"]]
+    assert fusion["weight"] in allowed
+    assert fusion["fused_ndcg@10"] == pytest.approx(max(pooled[w] for w in allowed))
+    assert fusion["feedback_ndcg@10_by_weight"] == fusion_table(feedback_lm, feedback)
+
+
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=4))
 def test_interleaving_keeps_every_group_whole_in_order_and_at_its_own_rate(sizes):
     groups = [[(g, n) for n in range(size)] for g, size in enumerate(sizes)]
@@ -303,6 +328,27 @@ def _poison(home, n_users=50, per_user=2, seed=0) -> int:
     return store.count()
 
 
+def _the_gate_lists_on_record_give_the_gate_numbers(folder, gate):
+    """Each fold's lists judged again from the record, with the weight the other fold chose: the gate's means."""
+    import json
+
+    from assistant.refresh import GATE_LISTS_FILE
+
+    rows = json.loads((folder / GATE_LISTS_FILE).read_text())
+    weights = gate["cross_fitting"]["fold_weights"]
+    for kind, key, count in (("held_out", "held_out_ndcg@10", "held_out_lists"),
+                             ("replay", "replay_ndcg@10", "replay_lists")):
+        kept = [r for r in rows if r["kind"] == kind]
+        assert len(kept) == gate[count]
+        if not kept:
+            continue
+        again = [fused_ndcg(np.array(r["lm"]), RerankExample(r["user"], [], ["c"] * len(r["lm"]), r["target"],
+                                                             r["retriever"]), weights[str(r["fold"])]) for r in kept]
+        recorded = gate[key]
+        assert np.mean([r["serving_ndcg@10"] for r in kept]) == pytest.approx(recorded["serving"], abs=1e-5)
+        assert np.mean(again) == pytest.approx(recorded["candidate"], abs=1e-3)  # the record keeps 4 decimals
+
+
 @needs_model
 def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, smollm2_dir, recommender_100k):
     serving = _serve_a_small_adapter(refresh_home, smollm2_dir)
@@ -319,6 +365,7 @@ def test_poisoned_feedback_is_rejected_and_serving_is_unchanged(refresh_home, sm
     kept = registry.versions()[-1]
     assert kept.version == result["version"] and kept.metrics["gate"]["decision"] == "rejected"
     assert registry.verify(kept.version) == []  # kept intact, with its numbers, for the record
+    _the_gate_lists_on_record_give_the_gate_numbers(registry.path(kept.version), result["gate"])
     assert FeedbackStore(refresh_home.feedback_db()).count() == events
     again = run_refresh(refresh_home, "ml-100k", FAST, log=lambda *_: None)
     assert again["decision"] == "skipped"  # the cursor moved: no new events, no new version
