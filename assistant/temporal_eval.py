@@ -53,7 +53,7 @@ from assistant.ingest import index_dataset
 from assistant.lm_serving import ServingReranker
 from assistant.metrics import paired_bootstrap_ci
 from assistant.recommender import Recommender
-from assistant.refresh import RefreshConfig, run_refresh
+from assistant.refresh import GATE_LISTS_FILE, RefreshConfig, run_refresh
 from assistant.served_replay import profile_of, split_at_last_like
 from assistant.retriever_training import (SEQUENTIAL_KIND, publish_sequential_vectors, sequential_model_dir,
                                           train_retriever)
@@ -273,6 +273,10 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
 
     refresh = run_refresh(world.home, name, refresh_config, log=log, served_retrieval=lambda: world.recommender)
     registry = AdapterRegistry.of_home(world.home)
+    gate_lists = registry.path(refresh["version"]) / GATE_LISTS_FILE if refresh.get("version") else None
+    if json_path is not None and gate_lists is not None and gate_lists.exists():  # the world is removed at the end
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(gate_lists, json_path.with_name(json_path.stem + "_gate_lists.json"))
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
 

@@ -94,6 +94,9 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     assert saved["protocol"]["refresh_lora"] == "top 4 layers"
     assert saved["protocol"]["forgetting_sample"].startswith("40 users (")  # ML-100K has many more T0 users
     assert "replay_users" not in saved["refresh"]
+    if result["refresh"].get("version"):  # the gate's scored lists are kept beside the result
+        gated = json.loads((tmp_path / "temporal_gate_lists.json").read_text())
+        assert len(gated) == saved["gate"]["held_out_lists"] + saved["gate"]["replay_lists"]
     for key in ("stale", "immediate", "refreshed", "retrained"):
         assert saved[key]["users"] == 15 and 0.0 <= saved[key]["ndcg@10"] <= 1.0
         assert 0.0 <= saved[key]["recall@10"] <= 1.0

@@ -1,0 +1,86 @@
+"""A refresh gate's decision again, on the very lists it scored, under each rule for choosing the fusion weight.
+
+A refresh keeps every list its gate scored (`gate_lists.json` in the adapter version; the temporal
+protocol copies it beside its result as `<result>_gate_lists.json`): the candidate's LM scores, the
+retriever feature, the target, the user's gate fold and the serving version's NDCG@10. Scoring is
+the gate's whole cost, so any rule for choosing the weight can be replayed here in a second:
+
+- `pooled`: the weight ranking feedback and replay lists best, pooled (the rule the refresh uses);
+- `feedback`: the weight ranking the fold's feedback lists best (the rule before it);
+both within half the replay tolerance, each fold judged with the weight chosen on the other fold.
+
+    .venv/bin/python bench/gate_rules.py PATH_gate_lists.json [--tolerance 0.02] [--json OUT]
+"""
+from __future__ import annotations
+
+import _common  # noqa: F401  (offline switches first)
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from assistant.feedback_training import gate_fold
+from assistant.lm_reranking import fit_fusion_weight, fusion_table
+from assistant.refresh import FIT_TOLERANCE_SHARE, RefreshConfig, fit_refresh_fusion, fused_ndcg, gate_decision
+from finetune.training import RerankExample
+
+
+def feedback_only_fusion(feedback_scores, feedback, replay_scores, replay, tolerance: float) -> dict:
+    replay_table = fusion_table(replay_scores, replay) if replay else None
+
+    def keeps_replay(weight: str) -> bool:
+        return replay_table is None or replay_table[weight] >= (1.0 - FIT_TOLERANCE_SHARE * tolerance) * replay_table["inf"]
+
+    return fit_fusion_weight(feedback_scores, feedback, allowed=keeps_replay)
+
+
+RULES = {"pooled": fit_refresh_fusion, "feedback": feedback_only_fusion}
+
+
+def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
+    lists = {kind: [(np.array(r["lm"]), RerankExample(r["user"], [], ["c"] * len(r["lm"]), r["target"], r["retriever"]),
+                     r["serving_ndcg@10"]) for r in rows if r["kind"] == kind] for kind in ("held_out", "replay")}
+    weights = {}
+    for fold in (0, 1):
+        other = {kind: [x for x in lists[kind] if gate_fold(x[1].user_id) != fold] for kind in lists}
+        weights[fold] = rule([s for s, _, _ in other["held_out"]], [x for _, x, _ in other["held_out"]],
+                             [s for s, _, _ in other["replay"]], [x for _, x, _ in other["replay"]],
+                             config.tolerance)["weight"]
+
+    def judged(kind):
+        return np.array([fused_ndcg(s, x, weights[gate_fold(x.user_id)]) for s, x, _ in lists[kind]])
+
+    gate = gate_decision(judged("held_out"), np.array([r for _, _, r in lists["held_out"]]), judged("replay"),
+                         np.array([r for _, _, r in lists["replay"]]), config)
+    served = rule([s for s, _, _ in lists["held_out"]], [x for _, x, _ in lists["held_out"]],
+                  [s for s, _, _ in lists["replay"]], [x for _, x, _ in lists["replay"]], config.tolerance)
+    return {"fold_weights": weights, "serving_weight": served["weight"], "decision": gate["decision"],
+            "reason": gate["reason"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("gate_lists", type=Path)
+    parser.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = json.loads(args.gate_lists.read_text())
+    config = replace(RefreshConfig(), tolerance=args.tolerance)
+    counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("held_out", "replay")}
+    print(f"{args.gate_lists}: {counts['held_out']} held-out feedback lists, {counts['replay']} replay lists")
+    out = {"lists": counts, "rules": {}}
+    for name, rule in RULES.items():
+        result = decide(rows, rule, config)
+        out["rules"][name] = result
+        print(f"{name:9} fold weights {result['fold_weights'][0]} / {result['fold_weights'][1]}, serving weight "
+              f"{result['serving_weight']}: {result['decision']} ({result['reason']})")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
