@@ -24,7 +24,7 @@ import numpy as np
 
 from assistant.feedback_training import gate_fold
 from assistant.lm_reranking import fit_fusion_weight, fusion_table
-from assistant.refresh import FIT_TOLERANCE_SHARE, RefreshConfig, fit_refresh_fusion, fused_ndcg, gate_decision
+from assistant.refresh import FIT_TOLERANCE_SHARE, Judged, RefreshConfig, fit_refresh_fusion, fused_rank, gate_decision
 from finetune.training import RerankExample
 
 
@@ -42,7 +42,7 @@ RULES = {"pooled": fit_refresh_fusion, "feedback": feedback_only_fusion}
 
 def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
     lists = {kind: [(np.array(r["lm"]), RerankExample(r["user"], [], ["c"] * len(r["lm"]), r["target"], r["retriever"]),
-                     r["serving_ndcg@10"]) for r in rows if r["kind"] == kind] for kind in ("held_out", "replay")}
+                     r["serving_rank"]) for r in rows if r["kind"] == kind] for kind in ("held_out", "replay")}
     weights = {}
     for fold in (0, 1):
         other = {kind: [x for x in lists[kind] if gate_fold(x[1].user_id) != fold] for kind in lists}
@@ -51,10 +51,10 @@ def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
                              config.tolerance)["weight"]
 
     def judged(kind):
-        return np.array([fused_ndcg(s, x, weights[gate_fold(x.user_id)]) for s, x, _ in lists[kind]])
+        return Judged(np.array([fused_rank(s, x, weights[gate_fold(x.user_id)]) for s, x, _ in lists[kind]]),
+                      np.array([r for _, _, r in lists[kind]]), np.array([len(x.candidates) for _, x, _ in lists[kind]]))
 
-    gate = gate_decision(judged("held_out"), np.array([r for _, _, r in lists["held_out"]]), judged("replay"),
-                         np.array([r for _, _, r in lists["replay"]]), config)
+    gate = gate_decision(judged("held_out"), judged("replay"), config)
     served = rule([s for s, _, _ in lists["held_out"]], [x for _, x, _ in lists["held_out"]],
                   [s for s, _, _ in lists["replay"]], [x for _, x, _ in lists["replay"]], config.tolerance)
     return {"fold_weights": weights, "serving_weight": served["weight"], "decision": gate["decision"],

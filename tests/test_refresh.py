@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from assistant.feedback_training import gate_fold
-from assistant.refresh import (AsServed, Budget, RefreshConfig, RetrievalOrder, _retriever_replay_lists,
-                               cross_fitted_ndcg, fit_refresh_fusion, fused_ndcg, gate_decision, interleaved,
-                               list_ndcg, refresh_train_config, run_refresh, score_within)
+from assistant.refresh import (AsServed, Budget, Judged, RefreshConfig, RetrievalOrder, _retriever_replay_lists,
+                               cross_fitted_ranks, fit_refresh_fusion, fused_ndcg, fused_rank, gate_decision,
+                               interleaved, list_ndcg, refresh_train_config, run_refresh, score_within)
 from finetune.training import RerankExample, TrainConfig
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
@@ -29,15 +29,36 @@ from tests.conftest import REPO, make_home, needs_model
 FAST = RefreshConfig(max_examples=16, replay_eval_users=20, min_held_out=10, seed=0)
 
 
+def _judged(candidate, serving, size=20):
+    return Judged(np.array(candidate), np.array(serving), np.full(len(candidate), size))
+
+
 def test_gate_rules():
     config = RefreshConfig(min_held_out=3, margin=0.01, tolerance=0.02)
-    up, down = np.array([0.6, 0.7, 0.8, 0.9]), np.array([0.3, 0.4, 0.5, 0.6])
-    replay = np.array([0.5, 0.5])
-    assert gate_decision(up, down, replay, replay, config)["decision"] == "promoted"
-    assert gate_decision(down, up, replay, replay, config)["decision"] == "rejected"
-    assert gate_decision(up, down, replay * 0.9, replay, config)["decision"] == "rejected"  # forgets: 10% drop
-    assert gate_decision(up[:2], down[:2], replay, replay, config)["decision"] == "rejected"  # too few lists
-    assert gate_decision(up, up, replay, replay, config)["decision"] == "rejected"  # no gain
+    better, worse = [1, 2, 3, 2, 1, 4], [3, 6, 12, 9, 2, 15]  # ranks of the liked item
+    replay = _judged([2, 2], [2, 2])
+    assert gate_decision(_judged(better, worse), replay, config)["decision"] == "promoted"
+    assert gate_decision(_judged(worse, better), replay, config)["decision"] == "rejected"
+    forgets = _judged([3, 3], [2, 2])  # replay NDCG@10 1/log2(4) vs 1/log2(3): a 21% drop
+    assert gate_decision(_judged(better, worse), forgets, config)["decision"] == "rejected"
+    assert gate_decision(_judged(better[:2], worse[:2]), replay, config)["decision"] == "rejected"  # too few lists
+    assert gate_decision(_judged(better, better), replay, config)["decision"] == "rejected"  # no gain
+    # the liked item climbs from 20th to 11th everywhere: a real AUC gain, no NDCG@10 gain: not promoted
+    climbs = gate_decision(_judged([11] * 6, [20] * 6), replay, config)
+    assert climbs["decision"] == "rejected" and climbs["held_out_auc"]["ci_low"] > 0
+    # NDCG@10 gains on average, but one list in six carries it and AUC falls: not promoted either
+    lucky = gate_decision(_judged([1, 20, 20, 20, 20, 20], [11] * 6), replay, config)
+    assert lucky["held_out_ndcg@10"]["mean_diff"] > config.margin and lucky["decision"] == "rejected"
+
+
+@given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=60), st.integers(2, 20))
+def test_the_gates_auc_is_the_share_of_other_candidates_below_the_target(ranks, size):
+    ranks = [(min(a, size), min(b, size)) for a, b in ranks]
+    judged = _judged([a for a, _ in ranks], [b for _, b in ranks], size)
+    for (a, _), auc in zip(ranks, judged.auc(judged.candidate)):
+        others = np.arange(1, size + 1) != a
+        assert auc == pytest.approx(np.sum(np.arange(1, size + 1)[others] > a) / (size - 1))
+    assert all(0.0 <= x <= 1.0 for x in judged.auc(judged.serving))
 
 
 class _ScoresBy:
@@ -68,6 +89,7 @@ def test_a_fused_list_ranks_as_the_served_scores_do():
         scores = AsServed(_FixedArrayLM(lm), float(weight)).rerank_scores([], example.candidates,
                                                                          example.retriever_scores)
         rank = 1 + int((np.asarray(scores) > scores[example.target]).sum())
+        assert fused_rank(lm, example, weight) == rank
         assert fused_ndcg(lm, example, weight) == pytest.approx(1 / np.log2(rank + 1) if rank <= 10 else 0.0)
 
 
@@ -89,13 +111,13 @@ def test_each_gate_fold_is_judged_with_the_weight_the_other_fold_chose():
         lists.append(RerankExample(user, ["A (1990)"], [f"c{j}" for j in range(10)], target,
                                    [-float(j) for j in range(10)]))
         scores.append(_pointing_at([lists[-1]], [7])[0])  # the LM always puts candidate 7 first
-    held, replay, weights = cross_fitted_ndcg(scores, lists, [], [], config)
+    held, replay, weights = cross_fitted_ranks(scores, lists, [], [], config)
     assert weights[1] != "inf" and weights[0] == "inf"  # chosen on fold 0 (LM right) is used for fold 1
-    for example, ndcg in zip(lists, held):
+    for example, rank in zip(lists, held):
         if gate_fold(example.user_id) == 0:  # judged with fold 1's weight: the retrieval order
-            assert ndcg == pytest.approx(1 / np.log2(7 + 2))
+            assert rank == 8
         else:  # judged with fold 0's LM-trusting weight: candidate 7 first, the target (0) second
-            assert ndcg == pytest.approx(1 / np.log2(3))
+            assert rank == 2
     assert len(replay) == 0
 
 
@@ -233,7 +255,7 @@ def test_gate_scoring_stops_at_its_budget_with_both_kinds_of_lists():
     assert len(every) == len(kept) == 60
     nothing, _ = score_within(_SlowLM(0.0), [feedback, replay], 0.0)
     assert nothing == [[], []]
-    assert gate_decision(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), RefreshConfig())["decision"] == "rejected"
+    assert gate_decision(_judged([], []), _judged([], []), RefreshConfig())["decision"] == "rejected"
 
 
 def test_the_overall_budget_shortens_training_then_the_gate_never_loosens_anything():
@@ -342,11 +364,11 @@ def _the_gate_lists_on_record_give_the_gate_numbers(folder, gate):
         assert len(kept) == gate[count]
         if not kept:
             continue
-        again = [fused_ndcg(np.array(r["lm"]), RerankExample(r["user"], [], ["c"] * len(r["lm"]), r["target"],
+        again = [fused_rank(np.array(r["lm"]), RerankExample(r["user"], [], ["c"] * len(r["lm"]), r["target"],
                                                              r["retriever"]), weights[str(r["fold"])]) for r in kept]
         recorded = gate[key]
-        assert np.mean([r["serving_ndcg@10"] for r in kept]) == pytest.approx(recorded["serving"], abs=1e-5)
-        assert np.mean(again) == pytest.approx(recorded["candidate"], abs=1e-3)  # the record keeps 4 decimals
+        assert Judged.ndcg(np.array([r["serving_rank"] for r in kept])).mean() == pytest.approx(recorded["serving"])
+        assert Judged.ndcg(np.array(again)).mean() == pytest.approx(recorded["candidate"], abs=1e-3)  # 4 decimals
 
 
 @needs_model
