@@ -180,11 +180,6 @@ def list_ranks(scorer, examples: list[RerankExample]) -> np.ndarray:
     return np.array(ranks, dtype=np.int64)
 
 
-def list_ndcg(scorer, examples: list[RerankExample], k: int = 10) -> np.ndarray:
-    """NDCG@k of each list's target under the scorer's serving score."""
-    return ndcg_at_k(list_ranks(scorer, examples).astype(np.float64), k)
-
-
 @dataclass(frozen=True)
 class Judged:
     """The target's rank (1 = first) in each gated list under the candidate and under the serving version."""
