@@ -93,8 +93,12 @@ def top_k(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = 
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-def paired_bootstrap_ci(a, b, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict:
+def paired_bootstrap_ci(a, b, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05, groups=None) -> dict:
     """Paired bootstrap of mean(a - b) over users: resample users with replacement.
+
+    With ``groups`` (one label per element, e.g. the user of each list), whole groups are resampled
+    and each draw's mean is over all the elements of the drawn groups: elements of one group are not
+    independent, and resampling them one by one would give too narrow an interval.
 
     Returns ``{"mean_diff", "ci_low", "ci_high", "rel_lift"}`` where the CI is the
     (alpha/2, 1-alpha/2) percentile interval and ``rel_lift = mean(a)/mean(b) - 1`` (nan when
@@ -110,10 +114,23 @@ def paired_bootstrap_ci(a, b, n_boot: int = 2000, seed: int = 0, alpha: float = 
     diff = a - b
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot)
-    for start in range(0, n_boot, 256):  # bounded memory
-        stop = min(n_boot, start + 256)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diff[idx].mean(axis=1)
+    if groups is not None:
+        if len(groups) != n:
+            raise ValueError("groups must hold one label per element")
+        _, group_of = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+        sums = np.bincount(group_of, weights=diff)
+        counts = np.bincount(group_of).astype(np.float64)
+        n_groups = len(sums)
+        for start in range(0, n_boot, 256):
+            stop = min(n_boot, start + 256)
+            drawn = rng.integers(0, n_groups, size=(stop - start, n_groups))
+            times = np.stack([np.bincount(row, minlength=n_groups) for row in drawn])
+            means[start:stop] = (times @ sums) / (times @ counts)
+    else:
+        for start in range(0, n_boot, 256):  # bounded memory
+            stop = min(n_boot, start + 256)
+            idx = rng.integers(0, n, size=(stop - start, n))
+            means[start:stop] = diff[idx].mean(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     mb = b.mean()
     return {"mean_diff": float(diff.mean()), "ci_low": float(lo), "ci_high": float(hi),

@@ -78,6 +78,7 @@ class RefreshConfig:
     replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
     min_new_events: int = 1
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
+    min_held_out_users: int = 5  # nor from fewer users (the interval resamples users)
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
     tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
@@ -186,6 +187,7 @@ class Judged:
     candidate: np.ndarray
     serving: np.ndarray
     sizes: np.ndarray  # candidates in each list
+    users: tuple[str, ...] | None = None  # each list's user (None: every list its own user)
 
     @staticmethod
     def ndcg(ranks: np.ndarray) -> np.ndarray:
@@ -286,13 +288,18 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
     among 20 moves only when the target crosses into or within the top 10, so at a few hundred lists a
     real gain rarely clears an interval on it (three candidates that lifted the test users by 2-6% did
     not); AUC counts every step the target climbs."""
-    out = {"held_out_lists": len(held), "replay_lists": len(replay), "margin": config.margin,
-           "tolerance": config.tolerance}
+    out = {"held_out_lists": len(held), "held_out_users": len(set(held.users)) if held.users else len(held),
+           "replay_lists": len(replay), "margin": config.margin, "tolerance": config.tolerance,
+           "interval": "95% paired bootstrap over held-out users (all of a drawn user's lists), 2,000 resamples"}
     if len(held) < config.min_held_out:
         return {**out, "decision": "rejected",
                 "reason": f"only {len(held)} held-out feedback lists (need {config.min_held_out})"}
-    ndcg = paired_bootstrap_ci(held.ndcg(held.candidate), held.ndcg(held.serving), seed=config.seed)
-    auc = paired_bootstrap_ci(held.auc(held.candidate), held.auc(held.serving), seed=config.seed)
+    if out["held_out_users"] < config.min_held_out_users:
+        return {**out, "decision": "rejected", "reason": f"held-out feedback from only {out['held_out_users']} "
+                                                         f"users (need {config.min_held_out_users})"}
+    # a few dozen heavy users give most lists: the intervals resample users, not lists
+    ndcg = paired_bootstrap_ci(held.ndcg(held.candidate), held.ndcg(held.serving), seed=config.seed, groups=held.users)
+    auc = paired_bootstrap_ci(held.auc(held.candidate), held.auc(held.serving), seed=config.seed, groups=held.users)
     out["held_out_ndcg@10"] = {"candidate": float(held.ndcg(held.candidate).mean()),
                                "serving": float(held.ndcg(held.serving).mean()), **ndcg}
     out["held_out_auc"] = {"candidate": float(held.auc(held.candidate).mean()),
@@ -498,11 +505,12 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
             f"({fusion['fit_lists']} lists)")
     candidate_weight = fusion_weight(candidate_folder, candidate_scorer)
     del reference, candidate_scorer
-    def sizes(lists):
-        return np.array([len(x.candidates) for x in lists], dtype=np.int64)
+    def judged(candidate, serving, lists):
+        return Judged(candidate, serving, np.array([len(x.candidates) for x in lists], dtype=np.int64),
+                      tuple(x.user_id for x in lists))
 
-    gate = gate_decision(Judged(cand_held, serv_held, sizes(held_lists_scored)),
-                         Judged(cand_replay, serv_replay, sizes(replay_scored_lists)), config)
+    gate = gate_decision(judged(cand_held, serv_held, held_lists_scored),
+                         judged(cand_replay, serv_replay, replay_scored_lists), config)
     if math.isinf(candidate_weight):
         gate["reason"] = ("its fusion weight is inf (the LM did not beat the retriever on the gate's lists), so it "
                           "would serve the retrieval order; " + gate["reason"])

@@ -52,7 +52,8 @@ def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
 
     def judged(kind):
         return Judged(np.array([fused_rank(s, x, weights[gate_fold(x.user_id)]) for s, x, _ in lists[kind]]),
-                      np.array([r for _, _, r in lists[kind]]), np.array([len(x.candidates) for _, x, _ in lists[kind]]))
+                      np.array([r for _, _, r in lists[kind]]), np.array([len(x.candidates) for _, x, _ in lists[kind]]),
+                      tuple(x.user_id for _, x, _ in lists[kind]))
 
     gate = gate_decision(judged("held_out"), judged("replay"), config)
     served = rule([s for s, _, _ in lists["held_out"]], [x for _, x, _ in lists["held_out"]],

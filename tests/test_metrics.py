@@ -124,3 +124,22 @@ def test_evaluation_protocol_with_plugged_reranker():
                      dataset="toy", n_boot=200, per_user=True)
     strip = lambda st: {k: {m: v for m, v in d.items() if m != "seconds"} for k, d in st.items()}  # noqa: E731
     assert again["users"] == res["users"] and strip(again["stages"]) == strip(res["stages"])
+
+
+def test_a_grouped_bootstrap_resamples_whole_groups():
+    # 10 users with 30 identical lists each: the lists carry 10 users' worth of evidence, not 300
+    diffs = np.repeat(np.r_[np.ones(6), -np.ones(4)] * 0.1, 30)
+    users = np.repeat(np.arange(10), 30)
+    by_list = paired_bootstrap_ci(diffs, np.zeros_like(diffs), seed=0)
+    by_user = paired_bootstrap_ci(diffs, np.zeros_like(diffs), seed=0, groups=users)
+    once_per_user = paired_bootstrap_ci(diffs[::30], np.zeros(10), seed=0)
+    assert by_user["mean_diff"] == pytest.approx(by_list["mean_diff"]) == pytest.approx(0.02)
+    assert by_list["ci_low"] > 0 > by_user["ci_low"]  # one list at a time, the interval wrongly clears zero
+    assert by_user["ci_high"] - by_user["ci_low"] == pytest.approx(once_per_user["ci_high"] - once_per_user["ci_low"],
+                                                                   rel=0.15)
+    # one group per element is the plain bootstrap
+    plain = paired_bootstrap_ci(diffs[::30], np.zeros(10), seed=4)
+    grouped = paired_bootstrap_ci(diffs[::30], np.zeros(10), seed=4, groups=list("abcdefghij"))
+    assert grouped["ci_high"] - grouped["ci_low"] == pytest.approx(plain["ci_high"] - plain["ci_low"], rel=0.2)
+    with pytest.raises(ValueError, match="one label per element"):
+        paired_bootstrap_ci([1.0, 2.0], [1.0, 1.0], groups=["u"])

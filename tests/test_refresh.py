@@ -49,6 +49,12 @@ def test_gate_rules():
     # NDCG@10 gains on average, but one list in six carries it and AUC falls: not promoted either
     lucky = gate_decision(_judged([1, 20, 20, 20, 20, 20], [11] * 6), replay, config)
     assert lucky["held_out_ndcg@10"]["mean_diff"] > config.margin and lucky["decision"] == "rejected"
+    # the interval resamples users: the same six lists from two users are too few users to decide on
+    two_users = Judged(np.array(better), np.array(worse), np.full(6, 20), ("a", "a", "a", "b", "b", "b"))
+    assert gate_decision(two_users, replay, replace(config, min_held_out_users=2))["decision"] == "promoted"
+    refused = gate_decision(two_users, replay, config)
+    assert refused["decision"] == "rejected" and "from only 2 users" in refused["reason"]
+    assert gate_decision(_judged(better, worse), replay, config)["held_out_users"] == 6
 
 
 @given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=60), st.integers(2, 20))
