@@ -119,7 +119,7 @@ def cmd_refresh(settings, args) -> int:
     result = run_refresh(RuntimeHome(settings.home), dataset, config,
                          served_retrieval=lambda: _served_retrieval(settings, dataset))
     if args.json:
-        print(json.dumps(result, default=str))
+        print(json.dumps({k: v for k, v in result.items() if k != "replay_users"}, default=str))
     return 0
 
 
