@@ -104,11 +104,16 @@ def validation_examples(context: RerankContext, users: list[str], require_target
     return examples
 
 
-def fused_list_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: float, k: int = 10) -> float:
-    """NDCG@k of the list's target under LM + weight * z(retriever) (an infinite weight: the retriever order)."""
+def fused_list_rank(lm_scores: np.ndarray, example: RerankExample, weight: float) -> int:
+    """The target's rank (1 = first) under LM + weight * z(retriever) (an infinite weight: the retriever order)."""
     z = zscore(example.retriever_scores)
     scores = z if math.isinf(weight) else np.asarray(lm_scores, dtype=np.float64) + weight * z
-    return float(ndcg_at_k(np.array([1 + int((scores > scores[example.target]).sum())]), k)[0])
+    return 1 + int((scores > scores[example.target]).sum())
+
+
+def fused_list_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: float, k: int = 10) -> float:
+    """NDCG@k of the list's target under LM + weight * z(retriever) (an infinite weight: the retriever order)."""
+    return float(ndcg_at_k(np.array([fused_list_rank(lm_scores, example, weight)]), k)[0])
 
 
 def fusion_table(lm_scores: list[np.ndarray], examples: list[RerankExample]) -> dict[str, float]:

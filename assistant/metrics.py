@@ -114,23 +114,17 @@ def paired_bootstrap_ci(a, b, n_boot: int = 2000, seed: int = 0, alpha: float = 
     diff = a - b
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot)
-    if groups is not None:
-        if len(groups) != n:
-            raise ValueError("groups must hold one label per element")
-        _, group_of = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
-        sums = np.bincount(group_of, weights=diff)
-        counts = np.bincount(group_of).astype(np.float64)
-        n_groups = len(sums)
-        for start in range(0, n_boot, 256):
-            stop = min(n_boot, start + 256)
-            drawn = rng.integers(0, n_groups, size=(stop - start, n_groups))
-            times = np.stack([np.bincount(row, minlength=n_groups) for row in drawn])
-            means[start:stop] = (times @ sums) / (times @ counts)
-    else:
-        for start in range(0, n_boot, 256):  # bounded memory
-            stop = min(n_boot, start + 256)
-            idx = rng.integers(0, n, size=(stop - start, n))
-            means[start:stop] = diff[idx].mean(axis=1)
+    if groups is not None and len(groups) != n:
+        raise ValueError("groups must hold one label per element")
+    labels = np.arange(n) if groups is None else np.asarray([str(g) for g in groups])
+    _, group_of = np.unique(labels, return_inverse=True)
+    sums = np.bincount(group_of, weights=diff)
+    counts = np.bincount(group_of).astype(np.float64)
+    n_groups = len(sums)
+    for start in range(0, n_boot, 256):  # bounded memory
+        stop = min(n_boot, start + 256)
+        drawn = rng.integers(0, n_groups, size=(stop - start, n_groups))
+        means[start:stop] = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     mb = b.mean()
     return {"mean_diff": float(diff.mean()), "ci_low": float(lo), "ci_high": float(hi),

@@ -46,10 +46,10 @@ import numpy as np
 
 from assistant.feedback_training import (by_position, feedback_examples, gate_fold, popularity_replay_examples,
                                          split_by_user)
-from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fusion_table,
-                                    validation_examples)
+from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fused_list_rank,
+                                    fusion_table, validation_examples)
 from assistant.lm_serving import fusion_weight
-from assistant.metrics import ndcg_at_k, paired_bootstrap_ci, zscore
+from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
 from assistant.served_replay import served_replay_lists
@@ -229,9 +229,7 @@ def fused_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: str, k: in
 
 def fused_rank(lm_scores: np.ndarray, example: RerankExample, weight: str) -> int:
     """The target's rank (1 = first) under LM + weight x zscore(retriever) ("inf": the retriever order)."""
-    z = zscore(example.retriever_scores)
-    scores = z if weight == "inf" else np.asarray(lm_scores, dtype=np.float64) + float(weight) * z
-    return 1 + int((scores > scores[example.target]).sum())
+    return fused_list_rank(lm_scores, example, math.inf if weight == "inf" else float(weight))
 
 
 def choose_fusion(feedback_scores: list[np.ndarray], feedback: list[RerankExample], replay_scores: list[np.ndarray],
@@ -298,12 +296,11 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
         return {**out, "decision": "rejected", "reason": f"held-out feedback from only {out['held_out_users']} "
                                                          f"users (need {config.min_held_out_users})"}
     # a few dozen heavy users give most lists: the intervals resample users, not lists
-    ndcg = paired_bootstrap_ci(held.ndcg(held.candidate), held.ndcg(held.serving), seed=config.seed, groups=held.users)
-    auc = paired_bootstrap_ci(held.auc(held.candidate), held.auc(held.serving), seed=config.seed, groups=held.users)
-    out["held_out_ndcg@10"] = {"candidate": float(held.ndcg(held.candidate).mean()),
-                               "serving": float(held.ndcg(held.serving).mean()), **ndcg}
-    out["held_out_auc"] = {"candidate": float(held.auc(held.candidate).mean()),
-                           "serving": float(held.auc(held.serving).mean()), **auc}
+    for key, metric in (("held_out_ndcg@10", held.ndcg), ("held_out_auc", held.auc)):
+        candidate, serving = metric(held.candidate), metric(held.serving)
+        out[key] = {"candidate": float(candidate.mean()), "serving": float(serving.mean()),
+                    **paired_bootstrap_ci(candidate, serving, seed=config.seed, groups=held.users)}
+    ndcg, auc = out["held_out_ndcg@10"], out["held_out_auc"]
     replay_drop = 0.0
     if len(replay):
         cand, base = float(replay.ndcg(replay.candidate).mean()), float(replay.ndcg(replay.serving).mean())
