@@ -6,17 +6,19 @@ dislikes are added as explicit negatives. The retriever feature of each candidat
 in the shown list. The user's context is what they liked before that click (data set history
 rated >= 4, then earlier thumbs-up), so no list sees its own future.
 
-Users are split by a hash of their id into training and held-out feedback, so the evaluation gate
-never scores a user the candidate adapter was trained on. Held-out users (and replay users) fall into
-one of two gate folds by another hash: each fold's lists are gated with the fusion weight chosen on
-the other fold's, so no list is scored with a weight chosen on it.
+The gate holds out each user's latest likes (`split_latest`): a user's earlier feedback trains the
+candidate and their later lists judge it, which is the question the product faces (this person's
+next like), with every feedback user informing the gate. Training sees nothing a user did from their
+first held-out like on, not even which items they liked later. Users (held-out feedback and replay
+alike) fall into one of two gate folds by a hash: each fold's lists are gated with the fusion weight
+chosen on the other fold's, so no list is scored with a weight chosen on it.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import random
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,12 +37,15 @@ def _user_bucket(user_id: str, salt: str = "refresh-holdout") -> float:
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
-def is_held_out(user_id: str, share: float = HELD_OUT_SHARE) -> bool:
-    return _user_bucket(user_id) < share
+def held_out_count(user_id: str, n_lists: int, share: float = HELD_OUT_SHARE) -> int:
+    """How many of a user's latest lists are held out: `share` of them, rounded up or down by a stable
+    hash of the user, so that over users exactly `share` is held out on average (a user with one list
+    is held out with probability `share`)."""
+    return min(n_lists, int(share * n_lists + _user_bucket(user_id)))
 
 
 def gate_fold(user_id: str) -> int:
-    """0 or 1, stable per user and independent of `is_held_out`."""
+    """0 or 1, stable per user and independent of `held_out_count`."""
     return int(_user_bucket(user_id, "refresh-gate-fold") < 0.5)
 
 
@@ -49,17 +54,24 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
     """One list per thumbs-up on an item of a shown list (of at least two known items), the target at
     the position it was shown in. A like outside any shown list only extends the user's history: put
     at a fixed slot it would teach the reranker that slot."""
-    by_user: dict[str, list[FeedbackEvent]] = {}
-    for event in events:
-        by_user.setdefault(event.user_id, []).append(event)
+    return [example for _, example in _lists_with_events(events, histories, texts, max_candidates)]
+
+
+def _lists_with_events(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
+                       texts: Mapping[str, str], max_candidates: int = MAX_CANDIDATES
+                       ) -> list[tuple[int, RerankExample]]:
+    """feedback_examples, each list with the index in `events` of the like that made it."""
+    by_user: dict[str, list[tuple[int, FeedbackEvent]]] = {}
+    for index, event in enumerate(events):
+        by_user.setdefault(event.user_id, []).append((index, event))
     out = []
     for user, user_events in by_user.items():
         base = histories.get(user, ())
         liked_before = liked_history([x.item_id for x in base], [x.rating for x in base], n=8)
         liked_before = [i for i in liked_before if i in texts]
         disliked: list[str] = []
-        liked_items = {e.item_id for e in user_events if e.value == LIKE}
-        for event in user_events:
+        liked_items = {e.item_id for _, e in user_events if e.value == LIKE}
+        for index, event in user_events:
             if event.value == DISLIKE:
                 disliked.append(event.item_id)
                 continue
@@ -77,22 +89,34 @@ def feedback_examples(events: Sequence[FeedbackEvent], histories: Mapping[str, S
                 candidates = candidates[: max_candidates - 1] + [event.item_id]
             history = [texts[i] for i in liked_before[-8:]]
             if len(candidates) >= 2 and history:
-                out.append(RerankExample(
+                out.append((index, RerankExample(
                     user_id=user, history=history, candidates=[texts[i] for i in candidates],
                     target=candidates.index(event.item_id),
                     retriever_scores=position_scores(len(candidates)),
-                    request=str(event.context.get("query") or "")[:200], candidate_ids=candidates))
+                    request=str(event.context.get("query") or "")[:200], candidate_ids=candidates)))
             liked_before.append(event.item_id)
     return out
 
 
-def split_by_user(examples: Iterable[RerankExample], share: float = HELD_OUT_SHARE
-                  ) -> tuple[list[RerankExample], list[RerankExample]]:
-    """(training, held-out) lists; each user's lists all fall in one of them."""
-    train, held = [], []
-    for example in examples:
-        (held if is_held_out(example.user_id, share) else train).append(example)
-    return train, held
+def split_latest(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
+                 texts: Mapping[str, str], share: float = HELD_OUT_SHARE
+                 ) -> tuple[list[RerankExample], list[RerankExample]]:
+    """(training, held-out) feedback lists, `events` in the order they happened. Each user's latest
+    lists are held out (`held_out_count`); training lists are built from the user's events before the
+    first held-out like only, so no training list is shaped by what the user did later (an item liked
+    later is not a negative, for instance, which only a later event can tell)."""
+    made = _lists_with_events(events, histories, texts)
+    by_user: dict[str, list[tuple[int, RerankExample]]] = {}
+    for pair in made:
+        by_user.setdefault(pair[1].user_id, []).append(pair)
+    held, cutoff = [], {}
+    for user, pairs in by_user.items():
+        n_held = held_out_count(user, len(pairs), share)
+        if n_held:
+            held += [example for _, example in pairs[len(pairs) - n_held:]]
+            cutoff[user] = pairs[len(pairs) - n_held][0]
+    before = [e for index, e in enumerate(events) if index < cutoff.get(e.user_id, len(events))]
+    return feedback_examples(before, histories, texts), held
 
 
 def position_scores(n: int) -> list[float]:

@@ -1,7 +1,8 @@
 """`recsys refresh`: train a new adapter version on new feedback, promote it only if it wins.
 
 1. Lists from feedback (see feedback_training): a like is a target among what was shown with it,
-   dislikes are explicit negatives. Users are split by hash into training and held-out users.
+   dislikes are explicit negatives. Each user's latest lists are held out for the gate, their earlier
+   ones train (split_latest: training sees nothing a user did from their first held-out like on).
    Every list's retriever feature is the candidates' position (all a feedback event stores of the
    shown list, and what serving passes), replay lists included.
 2. Training starts from the serving adapter (or a fresh one when none serves yet) on the
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.feedback_training import (by_position, feedback_examples, gate_fold, popularity_replay_examples,
-                                         split_by_user)
+                                         split_latest)
 from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fused_list_rank,
                                     fusion_table, validation_examples)
 from assistant.lm_serving import fusion_weight
@@ -334,8 +335,9 @@ def fit_refresh_fusion(feedback_scores: list[np.ndarray], feedback_fit: list[Rer
     fusion = fit_fusion_weight(list(feedback_scores) + list(replay_scores), list(feedback_fit) + list(replay_fit),
                                allowed=keeps_replay)
     fusion["feedback_ndcg@10_by_weight"] = fusion_table(feedback_scores, feedback_fit)
-    fusion["fit_users"] = ("held-out feedback lists (of users training did not see) and replay lists, pooled"
-                           if replay_fit else "held-out feedback lists (of users training did not see)")
+    fusion["fit_users"] = ("held-out feedback lists (each user's latest, after all they trained on) and replay "
+                           "lists, pooled" if replay_fit else
+                           "held-out feedback lists (each user's latest, after all they trained on)")
     if replay is not None:
         fusion["replay_ndcg@10_by_weight"] = replay
         fusion["replay_fit_lists"] = len(replay_fit)
@@ -420,7 +422,7 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     histories = {u: dataset.user_history(u) for u in {e.user_id for e in events} if u in known}
     lists = feedback_examples(events, histories, texts)
     new_ids = {e.event_id for e in new_events}
-    train_lists, held_lists = split_by_user(lists)
+    train_lists, held_lists = split_latest(events, histories, texts)
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
     fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]

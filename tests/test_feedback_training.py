@@ -1,9 +1,10 @@
 """Lists built from feedback events: the target where it was shown, dislikes as negatives, no future."""
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+import pytest
+from hypothesis import given, settings, strategies as st
 
-from assistant.feedback_training import by_position, feedback_examples, gate_fold, is_held_out, split_by_user
+from assistant.feedback_training import by_position, feedback_examples, gate_fold, held_out_count, split_latest
 from data.catalogue import Interaction
 from data.feedback import DISLIKE, LIKE, FeedbackEvent
 from finetune.training import RerankExample
@@ -33,19 +34,55 @@ def test_a_like_sees_only_what_came_before_it():
     assert TEXTS["5"] not in first.history and TEXTS["3"] in second.history
 
 
-def test_held_out_users_and_gate_folds_are_stable_independent_shares():
+def test_held_out_counts_and_gate_folds_are_stable_shares():
     users = [f"user{n}" for n in range(4000)]
-    held = [u for u in users if is_held_out(u)]
-    assert 0.42 < len(held) / len(users) < 0.48 and [is_held_out(u) for u in users[:50]] == [is_held_out(u) for u in users[:50]]
-    # the folds split held-out users (and everyone else) in halves, unrelated to being held out
-    assert 0.45 < sum(gate_fold(u) for u in held) / len(held) < 0.55
-    assert 0.45 < sum(gate_fold(u) for u in users if not is_held_out(u)) / (len(users) - len(held)) < 0.55
-    events = [ev(u, "3", LIKE, ["3", "4"]) for u in users[:300]]
-    hist = {u: [Interaction(u, "1", 5.0, 1)] for u in users[:300]}
-    lists = feedback_examples(events, hist, TEXTS)
-    train, held_lists = split_by_user(lists)
-    groups = [{e.user_id for e in part} for part in (train, held_lists)]
-    assert all(groups) and len(train) + len(held_lists) == len(lists) and not groups[0] & groups[1]
+    singles = [u for u in users if held_out_count(u, 1)]
+    assert 0.42 < len(singles) / len(users) < 0.48  # a user with one list is held out with probability 0.45
+    assert sum(held_out_count(u, 10) for u in users) / (10 * len(users)) == pytest.approx(0.45, abs=0.01)
+    assert [held_out_count(u, 7) for u in users[:50]] == [held_out_count(u, 7) for u in users[:50]]
+    # the folds split users in halves, unrelated to how much of them is held out
+    assert 0.45 < sum(gate_fold(u) for u in singles) / len(singles) < 0.55
+
+
+def _stream(draw_users: list[int], draw_items: list[int], dislike_every: int) -> list[FeedbackEvent]:
+    events = []
+    for n, (user, item) in enumerate(zip(draw_users, draw_items)):
+        shown = [str(1 + (item + k) % 28) for k in range(4)]
+        value = DISLIKE if dislike_every and n % dislike_every == 0 else LIKE
+        events.append(FeedbackEvent("d", f"u{user}", "s", shown[n % 4], value, {"shown": shown, "query": f"q{n}"},
+                                    timestamp=float(n)))
+    return events
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.lists(st.integers(0, 6), min_size=n, max_size=n),
+                                                       st.lists(st.integers(0, 27), min_size=n, max_size=n))),
+       st.integers(0, 4))
+def test_each_users_latest_lists_are_held_out_and_training_sees_nothing_after_them(draws, dislike_every):
+    events = _stream(*draws, dislike_every)
+    history = {e.user_id: [Interaction(e.user_id, "29", 5.0, 1)] for e in events}
+    every = feedback_examples(events, history, TEXTS)
+    train, held = split_latest(events, history, TEXTS)
+    for user in {x.user_id for x in every}:
+        mine = [x for x in every if x.user_id == user]
+        kept = [x for x in held if x.user_id == user]
+        n_held = held_out_count(user, len(mine))
+        assert kept == mine[len(mine) - n_held:]  # the latest ones, exactly as the gate would build them
+        # training: the lists the user's events before their first held-out like make, nothing else
+        first_held = int(kept[0].request[1:]) if kept else len(events)  # the query names the event
+        before = [e for i, e in enumerate(events) if e.user_id == user and i < first_held]
+        assert [x for x in train if x.user_id == user] == feedback_examples(before, history, TEXTS)
+    assert len(held) <= len(every)
+
+
+def test_training_does_not_learn_from_a_later_like():
+    """A later like tells that an item is no negative: training, which ends before it, keeps it one."""
+    user = next(f"user{n}" for n in range(1000) if held_out_count(f"user{n}", 2) == 1)
+    events = [ev(user, "3", LIKE, ["3", "4", "5"], t=1), ev(user, "5", LIKE, ["5", "6"], t=2)]
+    hist = {user: [Interaction(user, "1", 5.0, 1)]}
+    [trained], [gated] = split_latest(events, hist, TEXTS)
+    assert trained.candidate_ids == ["3", "4", "5"] and gated.candidate_ids == ["5", "6"]
+    assert feedback_examples(events, hist, TEXTS)[0].candidate_ids == ["3", "4"]  # knowing the future drops 5
 
 
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=20))

@@ -134,7 +134,7 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     assert 0 <= shown["like"] + shown["dislike"] <= saved["protocol"]["feedback_events"]
     if saved.get("gate"):
         assert saved["gate"]["compared_with"].startswith("retrieval order")  # no adapter served at T0
-        assert saved["gate"]["replay"].startswith("sequential retriever")  # each world has its SASRec
+        assert saved["gate"]["replay"].startswith("training: sequential retriever")  # each world has its SASRec
     # each world trained its SASRec inside its own (removed) folder: none reached the shared models
     assert not [p.name for p in source.models.iterdir() if p.name.startswith("sasrec-ml-100k-t")]
 
