@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -98,10 +98,15 @@ def _lists_with_events(events: Sequence[FeedbackEvent], histories: Mapping[str, 
     return out
 
 
+class FeedbackSplit(NamedTuple):
+    train: list[RerankExample]  # each user's lists before their first held-out like, built from those events only
+    held: list[RerankExample]  # each user's latest lists
+    every: list[RerankExample]  # every list the events make (held ones included), as feedback_examples builds them
+
+
 def split_latest(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequence[Interaction]],
-                 texts: Mapping[str, str], share: float = HELD_OUT_SHARE
-                 ) -> tuple[list[RerankExample], list[RerankExample]]:
-    """(training, held-out) feedback lists, `events` in the order they happened. Each user's latest
+                 texts: Mapping[str, str], share: float = HELD_OUT_SHARE) -> FeedbackSplit:
+    """Training and held-out feedback lists, `events` in the order they happened. Each user's latest
     lists are held out (`held_out_count`); training lists are built from the user's events before the
     first held-out like only, so no training list is shaped by what the user did later (an item liked
     later is not a negative, for instance, which only a later event can tell)."""
@@ -116,7 +121,7 @@ def split_latest(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequen
             held += [example for _, example in pairs[len(pairs) - n_held:]]
             cutoff[user] = pairs[len(pairs) - n_held][0]
     before = [e for index, e in enumerate(events) if index < cutoff.get(e.user_id, len(events))]
-    return feedback_examples(before, histories, texts), held
+    return FeedbackSplit(feedback_examples(before, histories, texts), held, [example for _, example in made])
 
 
 def position_scores(n: int) -> list[float]:

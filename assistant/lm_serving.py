@@ -28,11 +28,15 @@ class LoadedReranker:
     weight: float  # retriever weight in LM + weight * zscore(retriever score); inf: retriever order only
 
 
+def weight_value(weight) -> float:
+    """A fusion weight as stored (a table key or fusion.json's value) as a number; "inf": the retriever order."""
+    return math.inf if str(weight) == "inf" else float(weight)
+
+
 def fusion_weight(folder: Path, scorer) -> float:
     fusion = folder / "fusion.json"
     if fusion.exists():
-        weight = json.loads(fusion.read_text()).get("weight", "inf")
-        return math.inf if str(weight) == "inf" else float(weight)
+        return weight_value(json.loads(fusion.read_text()).get("weight", "inf"))
     return float(scorer.retriever_weight.detach())
 
 

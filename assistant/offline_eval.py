@@ -19,6 +19,7 @@ from tqdm import tqdm
 from assistant.evaluation import evaluate, model_ranker, sample_users
 from assistant.feedback_training import position_scores
 from assistant.lm_reranking import FUSION_FILE, RerankContext
+from assistant.lm_serving import weight_value
 from assistant.metrics import zscore
 from data.home import RuntimeHome
 
@@ -144,7 +145,7 @@ def run_eval(home: RuntimeHome, dataset_name: str, sequential_dir: Path, users: 
                                                    target_scores=target_scores["rerank_base"])
         if lora is not None:
             fusion = json.loads((registry.path(version) / FUSION_FILE).read_text())
-            weight = math.inf if fusion["weight"] == "inf" else float(fusion["weight"])
+            weight = weight_value(fusion["weight"])
             shared: dict = {}
             target_scores["rerank_lora"] = {}
             rerankers["rerank_lora_alone"] = lm_reranker(context, user_by_history, lora, None, "rerank_lora_alone",

@@ -45,11 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.feedback_training import (by_position, feedback_examples, gate_fold, popularity_replay_examples,
-                                         split_latest)
+from assistant.feedback_training import by_position, gate_fold, popularity_replay_examples, split_latest
 from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fused_list_rank,
                                     fusion_table, validation_examples)
-from assistant.lm_serving import fusion_weight
+from assistant.lm_serving import fusion_weight, weight_value
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
@@ -225,12 +224,12 @@ class RetrievalOrder(AsServed):
 
 def fused_ndcg(lm_scores: np.ndarray, example: RerankExample, weight: str, k: int = 10) -> float:
     """NDCG@k of the list's target under LM + weight x zscore(retriever) ("inf": the retriever order)."""
-    return fused_list_ndcg(lm_scores, example, math.inf if weight == "inf" else float(weight), k)
+    return fused_list_ndcg(lm_scores, example, weight_value(weight), k)
 
 
 def fused_rank(lm_scores: np.ndarray, example: RerankExample, weight: str) -> int:
     """The target's rank (1 = first) under LM + weight x zscore(retriever) ("inf": the retriever order)."""
-    return fused_list_rank(lm_scores, example, math.inf if weight == "inf" else float(weight))
+    return fused_list_rank(lm_scores, example, weight_value(weight))
 
 
 def choose_fusion(feedback_scores: list[np.ndarray], feedback: list[RerankExample], replay_scores: list[np.ndarray],
@@ -420,12 +419,11 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     events = store.events(dataset_name)
     known = set(dataset.user_ids())
     histories = {u: dataset.user_history(u) for u in {e.user_id for e in events} if u in known}
-    lists = feedback_examples(events, histories, texts)
-    new_ids = {e.event_id for e in new_events}
-    train_lists, held_lists = split_latest(events, histories, texts)
+    train_lists, held_lists, lists = split_latest(events, histories, texts)
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
-    fresh = [x for x in train_lists if any(e.user_id == x.user_id and e.event_id in new_ids for e in new_events)]
+    new_event_users = {e.user_id for e in new_events}
+    fresh = [x for x in train_lists if x.user_id in new_event_users]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
     sequential_dir = sequential_model_dir(home, dataset_name)
     recommender = served_retrieval() if served_retrieval is not None else None

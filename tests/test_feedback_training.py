@@ -62,7 +62,8 @@ def test_each_users_latest_lists_are_held_out_and_training_sees_nothing_after_th
     events = _stream(*draws, dislike_every)
     history = {e.user_id: [Interaction(e.user_id, "29", 5.0, 1)] for e in events}
     every = feedback_examples(events, history, TEXTS)
-    train, held = split_latest(events, history, TEXTS)
+    train, held, made = split_latest(events, history, TEXTS)
+    assert made == every
     for user in {x.user_id for x in every}:
         mine = [x for x in every if x.user_id == user]
         kept = [x for x in held if x.user_id == user]
@@ -80,7 +81,7 @@ def test_training_does_not_learn_from_a_later_like():
     user = next(f"user{n}" for n in range(1000) if held_out_count(f"user{n}", 2) == 1)
     events = [ev(user, "3", LIKE, ["3", "4", "5"], t=1), ev(user, "5", LIKE, ["5", "6"], t=2)]
     hist = {user: [Interaction(user, "1", 5.0, 1)]}
-    [trained], [gated] = split_latest(events, hist, TEXTS)
+    [trained], [gated], _ = split_latest(events, hist, TEXTS)
     assert trained.candidate_ids == ["3", "4", "5"] and gated.candidate_ids == ["5", "6"]
     assert feedback_examples(events, hist, TEXTS)[0].candidate_ids == ["3", "4"]  # knowing the future drops 5
 
