@@ -50,6 +50,7 @@ from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weigh
                                     fusion_table, validation_examples)
 from assistant.lm_serving import fusion_weight, weight_value
 from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
+from assistant.refresh_config import RefreshConfig
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
 from assistant.served_replay import served_replay_lists
@@ -59,39 +60,13 @@ from data.splits import leave_last_out
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
 from finetune.scorer import fast_dtype
-from finetune.training import RerankExample, TrainConfig, check_lora_layers, train
+from finetune.training import RerankExample, TrainConfig, train
 from retrieval.sequential import MODEL_FILE
 
 STATE_FILE = "refresh_state.json"
 GATE_LISTS_FILE = "gate_lists.json"
 FIT_TOLERANCE_SHARE = 0.5  # of the replay tolerance, what the fusion fit may use
 SERVED_REPLAY_KIND = "served top 20 of data set users without feedback, last like held out (served_replay)"
-
-
-@dataclass(frozen=True)
-class RefreshConfig:
-    model: str = "smollm2"
-    minutes: float = 4.5  # training budget (less when the whole budget would not leave the gate its time)
-    gate_minutes: float | None = 4.5  # scoring budget of the gate (None: every list the whole budget allows)
-    budget_minutes: float | None = 9.5  # the whole refresh: setup, training and gate (None: no overall limit)
-    max_examples: int | None = None  # training lists seen (default: one pass over the mix)
-    replay_ratio: float = 1.0  # replay lists per feedback list in the training mix
-    min_new_events: int = 1
-    min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
-    min_held_out_users: int = 5  # nor from fewer users (the interval resamples users)
-    margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
-    tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
-    replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
-    min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
-    max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)
-    learning_rate: float = 5e-4
-    train_negatives: int | None = 7
-    fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
-    threads: int | None = None
-    seed: int = 0
-
-    def __post_init__(self):
-        check_lora_layers(self.fresh_lora_layers, "fresh_lora_layers")
 
 
 def refresh_train_config(serving_folder: Path | None, config: RefreshConfig) -> TrainConfig:

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from finetune.lora_layers import check_lora_layers
 from finetune.scorer import (PromptConfig, RerankScorer, fast_dtype, load_base, prompt_from_dict, write_json_atomic,
                              zscore)
 
@@ -41,12 +42,6 @@ class RerankExample:
     retriever_scores: list[float] = field(default_factory=list)
     request: str = ""
     candidate_ids: list[str] = field(default_factory=list)
-
-
-def check_lora_layers(value: int | None, name: str) -> None:
-    """A LoRA depth is None (every layer) or a positive number of top layers."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive number of layers, or None for every layer; got {value!r}")
 
 
 @dataclass

@@ -67,3 +67,18 @@ def test_a_negative_lora_depth_is_refused_before_any_work(ml100k):
     after = sorted(p.name for p in (home.root / "adapters").glob("*")) if (home.root / "adapters").exists() else []
     assert after == registry_before
     assert not (home.root / "eval").exists() or not any((home.root / "eval").glob("temporal-work-*"))
+
+
+def test_refresh_options_default_to_the_refresh_config():
+    from assistant.refresh_config import RefreshConfig
+    from ui.cli import build_parser
+    from ui.cli_admin import refresh_config
+
+    assert refresh_config(build_parser().parse_args(["refresh"])) == RefreshConfig()
+    chosen = refresh_config(build_parser().parse_args(["refresh", "--lora-layers", "0", "--budget-minutes", "0",
+                                                       "--gate-minutes", "3", "--tolerance", "0.05"]))
+    assert (chosen.fresh_lora_layers, chosen.budget_minutes, chosen.gate_minutes, chosen.tolerance) == (None, None, 3.0,
+                                                                                                         0.05)
+    evaluation = build_parser().parse_args(["eval", "--protocol", "temporal"])
+    assert (evaluation.refresh_minutes, evaluation.refresh_lora_layers) == (RefreshConfig.minutes,
+                                                                            RefreshConfig.fresh_lora_layers)

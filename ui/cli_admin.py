@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from assistant.refresh_config import RefreshConfig
 from ui.cli_types import non_negative_int
+
+DEFAULT = RefreshConfig()
 
 
 def cmd_forget(settings, args) -> int:
@@ -105,16 +108,21 @@ def _served_retrieval(settings, dataset: str):
         return None
 
 
+def refresh_config(args) -> RefreshConfig:
+    """The parsed `recsys refresh` options (0 meaning "no limit" or "every layer") as a RefreshConfig."""
+    return RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
+                         min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
+                         threads=args.threads, seed=args.seed,
+                         fresh_lora_layers=args.lora_layers if args.lora_layers > 0 else None,
+                         gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
+                         budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
+
+
 def cmd_refresh(settings, args) -> int:
-    from assistant.refresh import RefreshConfig, run_refresh
+    from assistant.refresh import run_refresh
     from data.home import RuntimeHome
 
-    config = RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
-                           min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
-                           threads=args.threads, seed=args.seed,
-                           fresh_lora_layers=args.lora_layers if args.lora_layers > 0 else None,
-                           gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
-                           budget_minutes=args.budget_minutes if args.budget_minutes > 0 else None)
+    config = refresh_config(args)
     dataset = args.dataset or settings.dataset
     result = run_refresh(RuntimeHome(settings.home), dataset, config,
                          served_retrieval=lambda: _served_retrieval(settings, dataset))
@@ -126,22 +134,28 @@ def cmd_refresh(settings, args) -> int:
 def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
-    refresh.add_argument("--model", choices=["smollm2", "qwen"], default="smollm2")
-    refresh.add_argument("--minutes", type=float, default=4.5,
-                         help="training budget (default 4.5; less if --budget-minutes would leave the gate too little)")
-    refresh.add_argument("--gate-minutes", type=float, default=4.5,
-                         help="scoring budget of the gate, which also chooses the fusion weight (default 4.5; "
-                              "0: every list the overall budget allows)")
-    refresh.add_argument("--budget-minutes", type=float, default=9.5,
-                         help="the whole refresh, setup to decision (default 9.5; 0: no overall limit)")
+    refresh.add_argument("--model", choices=["smollm2", "qwen"], default=DEFAULT.model)
+    refresh.add_argument("--minutes", type=float, default=DEFAULT.minutes,
+                         help=f"training budget (default {DEFAULT.minutes:g}; less if --budget-minutes would leave the "
+                              f"gate too little)")
+    refresh.add_argument("--gate-minutes", type=float, default=DEFAULT.gate_minutes,
+                         help=f"scoring budget of the gate, which also chooses the fusion weight (default "
+                              f"{DEFAULT.gate_minutes:g}; 0: every list the overall budget allows)")
+    refresh.add_argument("--budget-minutes", type=float, default=DEFAULT.budget_minutes,
+                         help=f"the whole refresh, setup to decision (default {DEFAULT.budget_minutes:g}; 0: no "
+                              f"overall limit)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
-    refresh.add_argument("--min-events", type=int, default=1, help="do nothing below this many new events")
-    refresh.add_argument("--margin", type=float, default=0.0, help="held-out NDCG@10 gain required (absolute)")
-    refresh.add_argument("--tolerance", type=float, default=0.02, help="largest relative replay NDCG@10 drop")
+    refresh.add_argument("--min-events", type=int, default=DEFAULT.min_new_events,
+                         help="do nothing below this many new events")
+    refresh.add_argument("--margin", type=float, default=DEFAULT.margin,
+                         help="held-out NDCG@10 gain required (absolute)")
+    refresh.add_argument("--tolerance", type=float, default=DEFAULT.tolerance,
+                         help="largest relative replay NDCG@10 drop")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
-    refresh.add_argument("--lora-layers", type=non_negative_int, default=10,
-                         help="with no serving adapter yet, LoRA in the top n layers only (default 10, about half "
-                              "the step cost of all layers; 0: every layer); a serving adapter's layers are kept")
-    refresh.add_argument("--seed", type=int, default=0)
+    refresh.add_argument("--lora-layers", type=non_negative_int, default=DEFAULT.fresh_lora_layers,
+                         help=f"with no serving adapter yet, LoRA in the top n layers only (default "
+                              f"{DEFAULT.fresh_lora_layers}, about half the step cost of all layers; 0: every layer); "
+                              f"a serving adapter's layers are kept")
+    refresh.add_argument("--seed", type=int, default=DEFAULT.seed)
     refresh.add_argument("--json", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
