@@ -350,6 +350,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                         "events applied); a rated item outside it only extends the history",
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
+            "refresh_config": asdict(refresh_config),
             "forgetting_sample": (f"{len(held_out_likes)} users ({len(set(chosen) & set(held_out_likes))} "
                                   "test users, the others T0 users; none whose replay list the refresh trained or "
                                   "gated on), last like before T0"),

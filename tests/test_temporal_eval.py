@@ -92,6 +92,7 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
     assert saved["protocol"]["refresh_lora"] == "top 4 layers"
+    assert saved["protocol"]["refresh_config"]["fresh_lora_layers"] == 4  # the settings the refresh ran with
     assert saved["protocol"]["forgetting_sample"].startswith("40 users (")  # ML-100K has many more T0 users
     assert "replay_users" not in saved["refresh"]
     if result["refresh"].get("version"):  # the gate's scored lists are kept beside the result
