@@ -13,7 +13,6 @@ from pathlib import Path  # noqa: E402
 from assistant.refresh_config import RefreshConfig  # noqa: E402
 from ui.cli_types import non_negative_int, positive_int  # noqa: E402
 
-REFRESH_DEFAULT = RefreshConfig()
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.recommender import InvalidRequest, UnknownUser
@@ -265,14 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
     ev.add_argument("--no-base", action="store_true",
                     help="skip the rerank_base stage (the LM without its adapter) when an adapter is evaluated")
-    ev.add_argument("--refresh-minutes", type=float, default=REFRESH_DEFAULT.minutes,
+    ev.add_argument("--refresh-minutes", type=float, default=RefreshConfig.minutes,
                     help="temporal protocol: refresh training budget")
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
-    ev.add_argument("--refresh-lora-layers", type=non_negative_int, default=REFRESH_DEFAULT.fresh_lora_layers,
+    ev.add_argument("--refresh-lora-layers", type=non_negative_int, default=RefreshConfig.fresh_lora_layers,
                     help=f"temporal protocol: the refresh's fresh LoRA in the top n layers (default "
-                         f"{REFRESH_DEFAULT.fresh_lora_layers}; 0: every layer)")
+                         f"{RefreshConfig.fresh_lora_layers}; 0: every layer)")
     ev.add_argument("--forgetting-users", type=positive_int, default=1000,
                     help="temporal protocol: users in the pre-T0 forgetting sample (the test users first; default 1000)")
     ev.add_argument("--retrain-retrievers", action="store_true",

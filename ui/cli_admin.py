@@ -7,8 +7,6 @@ from pathlib import Path
 from assistant.refresh_config import RefreshConfig
 from ui.cli_types import non_negative_int
 
-DEFAULT = RefreshConfig()
-
 
 def cmd_forget(settings, args) -> int:
     from assistant.forget import forget_user
@@ -134,28 +132,28 @@ def cmd_refresh(settings, args) -> int:
 def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
-    refresh.add_argument("--model", choices=["smollm2", "qwen"], default=DEFAULT.model)
-    refresh.add_argument("--minutes", type=float, default=DEFAULT.minutes,
-                         help=f"training budget (default {DEFAULT.minutes:g}; less if --budget-minutes would leave the "
+    refresh.add_argument("--model", choices=["smollm2", "qwen"], default=RefreshConfig.model)
+    refresh.add_argument("--minutes", type=float, default=RefreshConfig.minutes,
+                         help=f"training budget (default {RefreshConfig.minutes:g}; less if --budget-minutes would leave the "
                               f"gate too little)")
-    refresh.add_argument("--gate-minutes", type=float, default=DEFAULT.gate_minutes,
+    refresh.add_argument("--gate-minutes", type=float, default=RefreshConfig.gate_minutes,
                          help=f"scoring budget of the gate, which also chooses the fusion weight (default "
-                              f"{DEFAULT.gate_minutes:g}; 0: every list the overall budget allows)")
-    refresh.add_argument("--budget-minutes", type=float, default=DEFAULT.budget_minutes,
-                         help=f"the whole refresh, setup to decision (default {DEFAULT.budget_minutes:g}; 0: no "
+                              f"{RefreshConfig.gate_minutes:g}; 0: every list the overall budget allows)")
+    refresh.add_argument("--budget-minutes", type=float, default=RefreshConfig.budget_minutes,
+                         help=f"the whole refresh, setup to decision (default {RefreshConfig.budget_minutes:g}; 0: no "
                               f"overall limit)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")
-    refresh.add_argument("--min-events", type=int, default=DEFAULT.min_new_events,
+    refresh.add_argument("--min-events", type=int, default=RefreshConfig.min_new_events,
                          help="do nothing below this many new events")
-    refresh.add_argument("--margin", type=float, default=DEFAULT.margin,
+    refresh.add_argument("--margin", type=float, default=RefreshConfig.margin,
                          help="held-out NDCG@10 gain required (absolute)")
-    refresh.add_argument("--tolerance", type=float, default=DEFAULT.tolerance,
+    refresh.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance,
                          help="largest relative replay NDCG@10 drop")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
-    refresh.add_argument("--lora-layers", type=non_negative_int, default=DEFAULT.fresh_lora_layers,
+    refresh.add_argument("--lora-layers", type=non_negative_int, default=RefreshConfig.fresh_lora_layers,
                          help=f"with no serving adapter yet, LoRA in the top n layers only (default "
-                              f"{DEFAULT.fresh_lora_layers}, about half the step cost of all layers; 0: every layer); "
+                              f"{RefreshConfig.fresh_lora_layers}, about half the step cost of all layers; 0: every layer); "
                               f"a serving adapter's layers are kept")
-    refresh.add_argument("--seed", type=int, default=DEFAULT.seed)
+    refresh.add_argument("--seed", type=int, default=RefreshConfig.seed)
     refresh.add_argument("--json", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
