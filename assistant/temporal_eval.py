@@ -8,8 +8,12 @@ Protocol (global temporal split; nothing from after a cut-off reaches what is bu
   like (rating >= 4) in (T1, T2]. Targets: their likes in (T1, T2]. Every configuration ranks the
   whole catalogue minus what it knows the user has seen, with the user's profile as the query
   (no text request), top 10; NDCG@10 and Recall@10 (hits / min(10, targets)).
-- The stream (T0, T1] of the test users is replayed through `Assistant.feedback`, the API the UI
-  uses: rating >= 4 is a like, <= 2 a dislike (3s are not feedback). Before each event the user is
+- The stream (T0, T1] is replayed through `Assistant.feedback`, the API the UI uses: rating >= 4 is
+  a like, <= 2 a dislike (3s are not feedback). By default it is the stream of every user the T0
+  system knows (>= 5 interactions up to T0, the test users' rule), as a product learns from all its
+  users, not only from those it is later tested on; `feedback_from="test users"` replays only the
+  test users' events (the protocol before stop 24). Users who first appear after T0 are not replayed:
+  the T0 system holds no profile to show them a list from. Before each event the user is
   shown what the system would show them at that moment (its top 20, every earlier event applied),
   and the event carries that list. A rated item that was in it is a thumb on a shown list (the
   refresh's training lists); one that was not only extends the history, as a like stated in chat
@@ -47,6 +51,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from assistant.assistant import Assistant
 from assistant.ingest import index_dataset
@@ -75,6 +80,9 @@ K = 10
 POOL = 20
 FORGETTING_USERS = 1000  # the pre-T0 sample (test users first)
 LIKE, DISLIKE = 4.0, 2.0
+FEEDBACK_USERS = {"known users": "every user with >= 5 interactions up to T0 (the test users among them)",
+                  "test users": "the test users"}  # whose stream (T0, T1] is replayed
+FEEDBACK_FROM = tuple(FEEDBACK_USERS)
 
 
 def _metrics(ranked: list[str], targets: set[str]) -> tuple[float, float]:
@@ -181,6 +189,18 @@ def _lm_rank(assistant: Assistant, ranked: list[str], history: list[Interaction]
     return [item.item_id for item, _ in assistant.lm_order(Request("", Constraints()), chosen, history)][:K]
 
 
+def feedback_stream(rows: list[Interaction], t0: int, t1: int, chosen: list[str], count_before: dict[str, int],
+                    feedback_from: str) -> list[Interaction]:
+    """The likes and dislikes in (t0, t1] of the test users, or of every user with >= 5 interactions up
+    to t0 (`feedback_from` "known users"), in time order."""
+    if feedback_from not in FEEDBACK_FROM:
+        raise ValueError(f"feedback_from must be one of {', '.join(FEEDBACK_FROM)}; got {feedback_from!r}")
+    feeders = set(chosen) if feedback_from == "test users" else {u for u, n in count_before.items() if n >= 5}
+    stream = [x for x in rows if t0 < x.timestamp <= t1 and x.user_id in feeders
+              and (x.rating >= LIKE or x.rating <= DISLIKE)]
+    return sorted(stream, key=lambda x: (x.timestamp, x.user_id))
+
+
 def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], count_before: dict[str, int],
                    dataset: Dataset, skip: set[str], size: int, seed: int) -> dict[str, tuple]:
     """user -> (history before their last like before T0, that like, the items after it): the test users
@@ -205,7 +225,8 @@ def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], 
 def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, json_path: Path | None,
                  refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
                  refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
-                 reuse_retrievers: bool = True, forgetting_users: int = FORGETTING_USERS, log=print) -> dict:
+                 reuse_retrievers: bool = True, forgetting_users: int = FORGETTING_USERS,
+                 feedback_from: str = FEEDBACK_FROM[0], progress: bool = True, log=print) -> dict:
     started = time.perf_counter()
     # built first, so that a bad setting fails before an hour of world building, not after it
     refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, threads=refresh_threads,
@@ -227,12 +248,12 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     chosen = sorted(targets)
     random.Random(seed).shuffle(chosen)
     chosen = sorted(chosen[:users])
-    stream = [x for x in rows if t0 < x.timestamp <= t1 and x.user_id in set(chosen)
-              and (x.rating >= LIKE or x.rating <= DISLIKE)]
-    stream.sort(key=lambda x: (x.timestamp, x.user_id))
+    stream = feedback_stream(rows, t0, t1, chosen, count_before, feedback_from)
+    stream_users = sorted({x.user_id for x in stream})
     log(f"temporal split of {dataset_name}: T0={time.strftime('%Y-%m-%d', time.gmtime(t0))}, "
         f"T1={time.strftime('%Y-%m-%d', time.gmtime(t1))}, T2={time.strftime('%Y-%m-%d', time.gmtime(t2))}; "
-        f"{len(chosen)} test users, {len(stream)} feedback events in (T0, T1]")
+        f"{len(chosen)} test users, {len(stream)} feedback events in (T0, T1] from {len(stream_users)} users "
+        f"({len(set(stream_users) & set(chosen))} of them test users; feedback from {feedback_from})")
 
     work = home.root / "eval" / f"temporal-work-{seed}"
     shutil.rmtree(work, ignore_errors=True)
@@ -246,7 +267,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"stale: {_summary(stale)}")
 
     replay_started = time.perf_counter()
-    sessions = {user: world.assistant.new_session(user) for user in chosen}
+    sessions = {user: world.assistant.new_session(user) for user in sorted(set(chosen) | set(stream_users))}
 
     def immediate_rank(user: str, n: int) -> list[str]:
         session = sessions[user]
@@ -254,7 +275,7 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         return world.rank(user, world.assistant.history(session), disliked, n)
 
     on_shown = {"like": 0, "dislike": 0}
-    for x in stream:
+    for x in tqdm(stream, desc="replaying (T0, T1]", unit="event", mininterval=5, disable=not progress):
         session = sessions[x.user_id]
         session.state.last_items = tuple(immediate_rank(x.user_id, POOL))
         if x.item_id in session.state.last_items:
@@ -345,9 +366,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "T0": t0, "T1": t1, "T2": t2, "split": "global timestamp quantiles 0.8 / 0.9 / max",
             "targets": "likes (rating >= 4) in (T1, T2]", "candidates": "all items minus known history",
             "ranking": "profile vector as the query (no text request), top 10; LM reranks the top 20",
-            "feedback": "(T0, T1] of the test users through Assistant.feedback: >= 4 like, <= 2 dislike; "
-                        "each event carries the list the system showed at that moment (its top 20, earlier "
-                        "events applied); a rated item outside it only extends the history",
+            "feedback": (f"(T0, T1] of {FEEDBACK_USERS[feedback_from]} through Assistant.feedback: >= 4 like, <= 2 dislike; each event carries the list the "
+                         "system showed at that moment (its top 20, earlier events applied); a rated item outside "
+                         "it only extends the history"),
+            "feedback_from": feedback_from, "feedback_users": len(stream_users),
+            "feedback_test_users": len(set(stream_users) & set(chosen)),
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
             "refresh_config": asdict(refresh_config),

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RECSYS = [sys.executable, "-m", "ui.cli"]
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,3 +84,16 @@ def test_refresh_options_default_to_the_refresh_config():
     evaluation = build_parser().parse_args(["eval", "--protocol", "temporal"])
     assert (evaluation.refresh_minutes, evaluation.refresh_lora_layers) == (RefreshConfig.minutes,
                                                                             RefreshConfig.fresh_lora_layers)
+
+
+def test_the_temporal_feedback_source_options_are_the_protocol_s():
+    from assistant.temporal_eval import FEEDBACK_FROM
+    from ui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "--protocol", "temporal"]).feedback_from.replace("-", " ") == FEEDBACK_FROM[0]
+    for source in FEEDBACK_FROM:  # every source the protocol knows can be chosen, under its dashed name
+        dashed = source.replace(" ", "-")
+        assert parser.parse_args(["eval", "--feedback-from", dashed]).feedback_from.replace("-", " ") == source
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--feedback-from", "everyone"])

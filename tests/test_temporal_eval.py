@@ -7,7 +7,7 @@ import pytest
 
 from hypothesis import given, strategies as st
 
-from assistant.temporal_eval import _forgetting_interval, _metrics, _pre_t0_sample
+from assistant.temporal_eval import _forgetting_interval, _metrics, _pre_t0_sample, feedback_stream
 from data.catalogue import Interaction
 
 
@@ -59,6 +59,26 @@ def test_the_forgetting_sample_takes_test_users_first_and_never_a_replay_user(ra
     assert len(sample) == min(size, len(eligible_tested) + len(others))  # filled up to its size when it can be
 
 
+@given(events=st.lists(st.tuples(st.sampled_from([f"u{n}" for n in range(8)]), st.sampled_from(["a", "b", "c"]),
+                                st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0]), st.integers(0, 30)), max_size=60),
+       before=st.dictionaries(st.sampled_from([f"u{n}" for n in range(8)]), st.integers(0, 9)),
+       chosen=st.lists(st.sampled_from([f"u{n}" for n in range(8)]), unique=True, max_size=4),
+       feedback_from=st.sampled_from(["known users", "test users"]))
+def test_the_feedback_stream_is_the_window_s_likes_and_dislikes_of_the_chosen_feeders(events, before, chosen,
+                                                                                     feedback_from):
+    rows = [Interaction(u, i, r, t) for u, i, r, t in events]
+    stream = feedback_stream(rows, 10, 20, chosen, before, feedback_from)
+    feeders = set(chosen) if feedback_from == "test users" else {u for u, n in before.items() if n >= 5}
+    expected = [x for x in rows if 10 < x.timestamp <= 20 and x.rating != 3.0 and x.user_id in feeders]
+    assert sorted(stream, key=repr) == sorted(expected, key=repr)  # nothing lost, nothing added
+    assert [(x.timestamp, x.user_id) for x in stream] == sorted((x.timestamp, x.user_id) for x in stream)
+
+
+def test_an_unknown_feedback_source_is_refused():
+    with pytest.raises(ValueError, match="feedback_from must be one of known users, test users"):
+        feedback_stream([], 0, 1, [], {}, "everyone")
+
+
 @given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), min_size=1, max_size=60))
 def test_the_forgetting_interval_brackets_the_forgetting(pairs):
     stale = [(s, 0.0) for s, _ in pairs]
@@ -91,6 +111,8 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
                           sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
+    protocol = saved["protocol"]  # every user the T0 system knows gives feedback, not only the test users
+    assert protocol["feedback_from"] == "known users" and protocol["feedback_users"] > protocol["feedback_test_users"]
     assert saved["protocol"]["refresh_lora"] == "top 4 layers"
     assert saved["protocol"]["refresh_config"]["fresh_lora_layers"] == 4  # the settings the refresh ran with
     assert saved["protocol"]["forgetting_sample"].startswith("40 users (")  # ML-100K has many more T0 users

@@ -189,7 +189,8 @@ def cmd_eval(settings, args) -> int:
                               refresh_minutes=args.refresh_minutes, model=args.model or "smollm2",
                               sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
                               refresh_lora_layers=args.refresh_lora_layers or None,
-                              reuse_retrievers=not args.retrain_retrievers, forgetting_users=args.forgetting_users)
+                              reuse_retrievers=not args.retrain_retrievers, forgetting_users=args.forgetting_users,
+                              feedback_from=args.feedback_from.replace("-", " "))
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         interval = result["forgetting_detail"].get("forgetting_ci")
@@ -274,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{RefreshConfig.fresh_lora_layers}; 0: every layer)")
     ev.add_argument("--forgetting-users", type=positive_int, default=1000,
                     help="temporal protocol: users in the pre-T0 forgetting sample (the test users first; default 1000)")
+    ev.add_argument("--feedback-from", choices=["known-users", "test-users"], default="known-users",
+                    help="temporal protocol: whose stream (T0, T1] is replayed as feedback: every user with >= 5 "
+                         "interactions up to T0 (default), or only the test users")
     ev.add_argument("--retrain-retrievers", action="store_true",
                     help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "
                          "trained on the same interactions and budget")
