@@ -21,7 +21,7 @@ class RefreshConfig:
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     min_held_out_users: int = 5  # nor from fewer users (the interval resamples users)
     margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
-    tolerance: float = 0.02  # largest allowed relative NDCG@10 drop on replay lists
+    tolerance: float = 0.02  # largest relative replay AUC drop the gate's interval may allow
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
     max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)

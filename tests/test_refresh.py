@@ -57,6 +57,25 @@ def test_gate_rules():
     assert gate_decision(_judged(better, worse), replay, config)["held_out_users"] == 6
 
 
+def test_the_replay_check_is_a_non_inferiority_interval_on_auc():
+    """Replay NDCG@10 of one target moves in steps of a top-10 crossing: a replay set can lose 3.7% of it
+    to two lists slipping from first to second while its AUC gains; and it can keep NDCG@10 while every
+    target falls from 11th to 20th. The gate judges replay on AUC's interval, and reports NDCG@10."""
+    config = RefreshConfig(min_held_out=3, margin=0.01, tolerance=0.02)
+    held = _judged([1, 2, 3, 2, 1, 4], [3, 6, 12, 9, 2, 15])
+    slips = _judged([2, 2] + [1] * 18 + [12] * 20, [1] * 20 + [15] * 20)
+    gate = gate_decision(held, slips, config)
+    assert gate["replay_ndcg@10"]["relative_drop"] > config.tolerance  # the old point check would reject it
+    assert gate["replay_auc"]["ci_low"] > 0 and gate["decision"] == "promoted"
+    sinks = gate_decision(held, _judged([20] * 40, [11] * 40), config)
+    assert sinks["replay_ndcg@10"]["relative_drop"] == 0.0  # invisible to NDCG@10
+    assert sinks["replay_auc"]["largest_relative_drop"] > config.tolerance and sinks["decision"] == "rejected"
+    assert "replay AUC may drop" in sinks["reason"]
+    # a drop inside the tolerance passes only if the interval excludes more: a few noisy lists do not
+    noisy = gate_decision(held, _judged([1, 20, 1, 20], [20, 1, 1, 20]), config)
+    assert noisy["replay_auc"]["mean_diff"] == 0.0 and noisy["decision"] == "rejected"
+
+
 @given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=60), st.integers(2, 20))
 def test_the_gates_auc_is_the_share_of_other_candidates_below_the_target(ranks, size):
     ranks = [(min(a, size), min(b, size)) for a, b in ranks]

@@ -148,7 +148,7 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--margin", type=float, default=RefreshConfig.margin,
                          help="held-out NDCG@10 gain required (absolute)")
     refresh.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance,
-                         help="largest relative replay NDCG@10 drop")
+                         help="largest relative replay AUC drop the 95%% interval may allow (non-inferiority)")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
     refresh.add_argument("--lora-layers", type=non_negative_int, default=RefreshConfig.fresh_lora_layers,
                          help=f"with no serving adapter yet, LoRA in the top n layers only (default "
