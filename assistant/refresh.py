@@ -276,22 +276,23 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
     if out["held_out_users"] < config.min_held_out_users:
         return {**out, "decision": "rejected", "reason": f"held-out feedback from only {out['held_out_users']} "
                                                          f"users (need {config.min_held_out_users})"}
+    def compared(judged: Judged, metric) -> dict:
+        candidate, serving = metric(judged.candidate), metric(judged.serving)
+        return {"candidate": float(candidate.mean()), "serving": float(serving.mean()),
+                **paired_bootstrap_ci(candidate, serving, seed=config.seed, groups=judged.users)}
+
     # a few dozen heavy users give most lists: the intervals resample users, not lists
-    for key, metric in (("held_out_ndcg@10", held.ndcg), ("held_out_auc", held.auc)):
-        candidate, serving = metric(held.candidate), metric(held.serving)
-        out[key] = {"candidate": float(candidate.mean()), "serving": float(serving.mean()),
-                    **paired_bootstrap_ci(candidate, serving, seed=config.seed, groups=held.users)}
+    out["held_out_ndcg@10"], out["held_out_auc"] = compared(held, held.ndcg), compared(held, held.auc)
     ndcg, auc = out["held_out_ndcg@10"], out["held_out_auc"]
     replay_drop = 0.0  # the largest relative replay AUC drop its interval allows
     if len(replay):
         cand, base = float(replay.ndcg(replay.candidate).mean()), float(replay.ndcg(replay.serving).mean())
         out["replay_ndcg@10"] = {"candidate": cand, "serving": base,
                                  "relative_drop": (base - cand) / base if base > 0 else 0.0}
-        candidate, serving = replay.auc(replay.candidate), replay.auc(replay.serving)
-        ci = paired_bootstrap_ci(candidate, serving, seed=config.seed, groups=replay.users)
-        replay_drop = max(0.0, -ci["ci_low"] / float(serving.mean())) if serving.mean() > 0 else 0.0
-        out["replay_auc"] = {"candidate": float(candidate.mean()), "serving": float(serving.mean()), **ci,
-                             "largest_relative_drop": replay_drop}
+        replay_auc = compared(replay, replay.auc)
+        serving_auc = replay_auc["serving"]
+        replay_drop = max(0.0, -replay_auc["ci_low"] / serving_auc) if serving_auc > 0 else 0.0
+        out["replay_auc"] = {**replay_auc, "largest_relative_drop": replay_drop}
     evidence = (f"held-out NDCG@10 {ndcg['mean_diff']:+.4f} [{ndcg['ci_low']:+.4f}, {ndcg['ci_high']:+.4f}], "
                 f"AUC {auc['mean_diff']:+.4f} [{auc['ci_low']:+.4f}, {auc['ci_high']:+.4f}]")
     if ndcg["mean_diff"] <= config.margin:

@@ -250,10 +250,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     chosen = sorted(chosen[:users])
     stream = feedback_stream(rows, t0, t1, chosen, count_before, feedback_from)
     stream_users = sorted({x.user_id for x in stream})
+    test_feeders = len(set(stream_users) & set(chosen))
     log(f"temporal split of {dataset_name}: T0={time.strftime('%Y-%m-%d', time.gmtime(t0))}, "
         f"T1={time.strftime('%Y-%m-%d', time.gmtime(t1))}, T2={time.strftime('%Y-%m-%d', time.gmtime(t2))}; "
         f"{len(chosen)} test users, {len(stream)} feedback events in (T0, T1] from {len(stream_users)} users "
-        f"({len(set(stream_users) & set(chosen))} of them test users; feedback from {feedback_from})")
+        f"({test_feeders} of them test users; feedback from {feedback_from})")
 
     work = home.root / "eval" / f"temporal-work-{seed}"
     shutil.rmtree(work, ignore_errors=True)
@@ -366,11 +367,10 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
             "T0": t0, "T1": t1, "T2": t2, "split": "global timestamp quantiles 0.8 / 0.9 / max",
             "targets": "likes (rating >= 4) in (T1, T2]", "candidates": "all items minus known history",
             "ranking": "profile vector as the query (no text request), top 10; LM reranks the top 20",
-            "feedback": (f"(T0, T1] of {FEEDBACK_USERS[feedback_from]} through Assistant.feedback: >= 4 like, <= 2 dislike; each event carries the list the "
-                         "system showed at that moment (its top 20, earlier events applied); a rated item outside "
-                         "it only extends the history"),
-            "feedback_from": feedback_from, "feedback_users": len(stream_users),
-            "feedback_test_users": len(set(stream_users) & set(chosen)),
+            "feedback": (f"(T0, T1] of {FEEDBACK_USERS[feedback_from]} through Assistant.feedback: >= 4 like, "
+                         "<= 2 dislike; each event carries the list the system showed at that moment (its top 20, "
+                         "earlier events applied); a rated item outside it only extends the history"),
+            "feedback_from": feedback_from, "feedback_users": len(stream_users), "feedback_test_users": test_feeders,
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
             "refresh_config": asdict(refresh_config),

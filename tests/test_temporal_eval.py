@@ -108,7 +108,8 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         getattr(home, name).symlink_to(getattr(source, name).resolve(), target_is_directory=True)
     out = tmp_path / "temporal.json"
     result = run_temporal(home, "ml-100k", users=15, seed=0, json_path=out, refresh_minutes=0.1,
-                          sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, log=lambda *_: None)
+                          sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, progress=False,
+                          log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
     protocol = saved["protocol"]  # every user the T0 system knows gives feedback, not only the test users
