@@ -23,10 +23,15 @@ Configurations:
 - stale: the T0 system, nothing learned after T0;
 - immediate: the feedback applied to histories, exclusions and profiles; no adapter;
 - refreshed: immediate, then `recsys refresh` on the replayed events (from no adapter: a fresh
-  LoRA, gated against the retrieval order); its adapter reranks the top 20 if the gate promoted it;
+  LoRA, gated against the retrieval order); its adapter reranks the top 20 if the gate promoted it.
+  With `refresh_every` N, a refresh also runs after every N events of the replay, as the scheduler in
+  `recsys serve` does: each trains on every list so far, starting from the adapter that serves, and is
+  gated against it; the configuration is served by whatever serves after the last one. The lists
+  shown during the replay stay the retrieval top 20 in retrieval order (an adapter reranks the same
+  20 items; scoring each of ~17,000 lists with the LM would take hours on this CPU);
 - retrained: the retrieval state rebuilt from scratch on every interaction up to T1 (3s and other
   users' events included), with the refreshed configuration's reranker.
-`rejected_candidate`: when the gate rejected the refreshed adapter, that adapter on the same test users
+`rejected_candidate`: when the (last) gate rejected the refreshed adapter, that adapter on the same test users
 as it would have served, and its forgetting on the same pre-T0 sample (whether the gate was right);
 null otherwise.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
@@ -201,6 +206,29 @@ def feedback_stream(rows: list[Interaction], t0: int, t1: int, chosen: list[str]
     return sorted(stream, key=lambda x: (x.timestamp, x.user_id))
 
 
+def _keep_gate_lists(registry: AdapterRegistry, refreshes: list[dict], json_path: Path) -> None:
+    """Copy every refresh's gate lists beside the result: the last refresh's as `<stem>_gate_lists.json`,
+    an earlier one's as `<stem>_gate_lists_<n>.json` (n counts the refreshes from 1)."""
+    for n, refresh in enumerate(refreshes, start=1):
+        kept = registry.path(refresh["version"]) / GATE_LISTS_FILE if refresh.get("version") else None
+        if kept is None or not kept.exists():
+            continue
+        suffix = "" if n == len(refreshes) else f"_{n}"
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, json_path.with_name(f"{json_path.stem}_gate_lists{suffix}.json"))
+
+
+def _refresh_summary(refresh: dict) -> dict:
+    """One refresh of the protocol, as the result reports it: when it ran, what it decided and why."""
+    gate = refresh.get("gate") or {}
+    return {"after_events": refresh["after_events"], "version": refresh.get("version"),
+            "decision": refresh.get("decision"), "serving_after": refresh.get("serving"),
+            "compared_with": gate.get("compared_with"), "reason": gate.get("reason"),
+            "new_events": refresh.get("new_events"), "training": refresh.get("training"),
+            "held_out_lists": gate.get("held_out_lists"), "replay_lists": gate.get("replay_lists"),
+            "refresh_seconds": refresh["refresh_seconds"]}
+
+
 def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], count_before: dict[str, int],
                    dataset: Dataset, skip: set[str], size: int, seed: int) -> dict[str, tuple]:
     """user -> (history before their last like before T0, that like, the items after it): the test users
@@ -226,8 +254,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                  refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
                  refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
                  reuse_retrievers: bool = True, forgetting_users: int = FORGETTING_USERS,
-                 feedback_from: str = FEEDBACK_FROM[0], progress: bool = True, log=print) -> dict:
+                 feedback_from: str = FEEDBACK_FROM[0], refresh_every: int = 0, progress: bool = True,
+                 log=print) -> dict:
     started = time.perf_counter()
+    if refresh_every < 0:
+        raise ValueError(f"refresh_every is a number of events (0: one refresh after the stream); got {refresh_every}")
     # built first, so that a bad setting fails before an hour of world building, not after it
     refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, threads=refresh_threads,
                                    fresh_lora_layers=refresh_lora_layers, seed=seed)
@@ -275,14 +306,25 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         _, disliked = world.assistant.feedback_state(user)
         return world.rank(user, world.assistant.history(session), disliked, n)
 
+    refreshes: list[dict] = []
+
+    def refresh_now(after_events: int) -> None:
+        outcome = run_refresh(world.home, name, refresh_config, log=log, served_retrieval=lambda: world.recommender)
+        refreshes.append({"after_events": after_events, **outcome})
+        log(f"refresh after {after_events} events: {outcome.get('version')} {outcome.get('decision')}; serving "
+            f"{outcome.get('serving') or 'no adapter'}")
+
     on_shown = {"like": 0, "dislike": 0}
-    for x in tqdm(stream, desc="replaying (T0, T1]", unit="event", mininterval=5, disable=not progress):
+    bar = tqdm(stream, desc="replaying (T0, T1]", unit="event", mininterval=5, disable=not progress)
+    for n, x in enumerate(bar, start=1):
         session = sessions[x.user_id]
         session.state.last_items = tuple(immediate_rank(x.user_id, POOL))
         if x.item_id in session.state.last_items:
             on_shown["like" if x.rating >= LIKE else "dislike"] += 1
         world.assistant.feedback(session, x.item_id, liked=x.rating >= LIKE)
-    replay_s = time.perf_counter() - replay_started
+        if refresh_every and n % refresh_every == 0 and n < len(stream):  # the scheduler's "every N events"
+            refresh_now(n)
+    replay_s = time.perf_counter() - replay_started - sum(r["refresh_seconds"] for r in refreshes)
     log(f"replayed {len(stream)} events through Assistant.feedback in {replay_s:.1f} s; the rated item was in the "
         f"list shown at that moment for {on_shown['like']} likes and {on_shown['dislike']} dislikes")
 
@@ -293,12 +335,11 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         immediate.append(_metrics(pool, targets[user]))
     log(f"immediate: {_summary(immediate)}")
 
-    refresh = run_refresh(world.home, name, refresh_config, log=log, served_retrieval=lambda: world.recommender)
+    refresh_now(len(stream))
+    refresh = refreshes[-1]
     registry = AdapterRegistry.of_home(world.home)
-    gate_lists = registry.path(refresh["version"]) / GATE_LISTS_FILE if refresh.get("version") else None
-    if json_path is not None and gate_lists is not None and gate_lists.exists():  # the world is removed at the end
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(gate_lists, json_path.with_name(json_path.stem + "_gate_lists.json"))
+    if json_path is not None:  # the world is removed at the end
+        _keep_gate_lists(registry, refreshes, json_path)
     lm = ServingReranker(registry, background=False, log=log) if registry.serving() else None
     world.assistant.lm = lm
 
@@ -336,8 +377,9 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     log(f"refreshed - immediate NDCG@10: {gain['mean_diff']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}] "
         "(paired bootstrap over users)")
 
-    held_out_likes = _pre_t0_sample(chosen, history_t0, count_before, world.dataset,
-                                    set(refresh.get("replay_users", ())), forgetting_users, seed)
+    replay_users = {user for r in refreshes for user in r.get("replay_users", ())}
+    held_out_likes = _pre_t0_sample(chosen, history_t0, count_before, world.dataset, replay_users,
+                                    forgetting_users, seed)
     stale_pre, refreshed_pre, pre_pools = [], [], []
     for user, (earlier, held_out, exclude) in held_out_likes.items():
         target = {held_out}
@@ -372,6 +414,9 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                          "earlier events applied); a rated item outside it only extends the history"),
             "feedback_from": feedback_from, "feedback_users": len(stream_users), "feedback_test_users": test_feeders,
             "feedback_events": len(stream), "feedback_on_shown_list": on_shown,
+            "refreshes": (f"every {refresh_every} events during the replay and once after it, each continuing "
+                          "the adapter that serves, gated against it" if refresh_every else
+                          "once, after the whole stream"),
             "refresh_lora": f"top {refresh_lora_layers} layers" if refresh_lora_layers else "every layer",
             "refresh_config": asdict(refresh_config),
             "forgetting_sample": (f"{len(held_out_likes)} users ({len(set(chosen) & set(held_out_likes))} "
@@ -393,9 +438,10 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         "forgetting": round(forgetting, 4),
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4),
                               **_forgetting_interval(refreshed_pre, stale_pre, seed)},
-        "refresh_seconds": refresh["refresh_seconds"],
+        "refresh_seconds": max(r["refresh_seconds"] for r in refreshes),
         "refresh": {k: v for k, v in refresh.items() if k not in ("gate", "replay_users")},
         "gate": refresh.get("gate"),
+        "refreshes": [_refresh_summary(r) for r in refreshes],
         "replay_seconds": round(replay_s, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }
     for key in [k for k in ("immediate", "refreshed", "retrained", "rejected_candidate") if result[k]]:

@@ -97,3 +97,13 @@ def test_the_temporal_feedback_source_options_are_the_protocol_s():
         assert parser.parse_args(["eval", "--feedback-from", dashed]).feedback_from.replace("-", " ") == source
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--feedback-from", "everyone"])
+
+
+def test_the_temporal_protocol_refreshes_once_unless_asked_every_n_events():
+    from ui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "--protocol", "temporal"]).refresh_every == 0
+    assert parser.parse_args(["eval", "--refresh-every", "4000"]).refresh_every == 4000
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--refresh-every", "-5"])

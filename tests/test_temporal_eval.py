@@ -108,8 +108,8 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         getattr(home, name).symlink_to(getattr(source, name).resolve(), target_is_directory=True)
     out = tmp_path / "temporal.json"
     result = run_temporal(home, "ml-100k", users=15, seed=0, json_path=out, refresh_minutes=0.1,
-                          sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, progress=False,
-                          log=lambda *_: None)
+                          sequential_minutes=0.2, refresh_lora_layers=4, forgetting_users=40, refresh_every=600,
+                          progress=False, log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved["protocol"]["users"] == 15 and saved["protocol"]["feedback_events"] > 0
     protocol = saved["protocol"]  # every user the T0 system knows gives feedback, not only the test users
@@ -121,6 +121,8 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
     if result["refresh"].get("version"):  # the gate's scored lists are kept beside the result
         gated = json.loads((tmp_path / "temporal_gate_lists.json").read_text())
         assert len(gated) == saved["gate"]["held_out_lists"] + saved["gate"]["replay_lists"]
+        first = json.loads((tmp_path / "temporal_gate_lists_1.json").read_text())
+        assert len(first) == saved["refreshes"][0]["held_out_lists"] + saved["refreshes"][0]["replay_lists"]
     for key in ("stale", "immediate", "refreshed", "retrained"):
         assert saved[key]["users"] == 15 and 0.0 <= saved[key]["ndcg@10"] <= 1.0
         assert 0.0 <= saved[key]["recall@10"] <= 1.0
@@ -156,8 +158,21 @@ def test_temporal_protocol_end_to_end_with_a_sequential_retriever(ml100k, tmp_pa
         assert saved["paired_ndcg@10"]["refreshed_vs_immediate"]["ci_high"] == 0.0
     shown = saved["protocol"]["feedback_on_shown_list"]
     assert 0 <= shown["like"] + shown["dislike"] <= saved["protocol"]["feedback_events"]
+    events = saved["protocol"]["feedback_events"]  # ML-100K's stream holds ~1,050: one refresh at 600, one at the end
+    refreshes = saved["refreshes"]
+    assert 600 < events < 1200 and [r["after_events"] for r in refreshes] == [600, events]
+    assert saved["protocol"]["refreshes"].startswith("every 600 events")
+    assert saved["refresh"]["version"] == refreshes[-1]["version"] and saved["refresh_seconds"] == max(
+        r["refresh_seconds"] for r in refreshes)
+    assert all(r["version"] for r in refreshes)  # 600 events leave lists to train on
+    assert sum(r["new_events"] for r in refreshes) == events  # each refresh takes the events since the one before
+    assert refreshes[0]["compared_with"].startswith("retrieval order")  # no adapter served at T0
+    first_serving = refreshes[0]["serving_after"]  # the next refresh is gated against what serves after the first
+    assert first_serving == (refreshes[0]["version"] if refreshes[0]["decision"] == "promoted" else None)
+    assert refreshes[1]["compared_with"] == first_serving or (
+        first_serving is None and refreshes[1]["compared_with"].startswith("retrieval order"))
+    assert (tmp_path / "temporal_gate_lists_1.json").exists() and (tmp_path / "temporal_gate_lists.json").exists()
     if saved.get("gate"):
-        assert saved["gate"]["compared_with"].startswith("retrieval order")  # no adapter served at T0
         assert saved["gate"]["replay"].startswith("training: sequential retriever")  # each world has its SASRec
     # each world trained its SASRec inside its own (removed) folder: none reached the shared models
     assert not [p.name for p in source.models.iterdir() if p.name.startswith("sasrec-ml-100k-t")]

@@ -190,13 +190,14 @@ def cmd_eval(settings, args) -> int:
                               sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
                               refresh_lora_layers=args.refresh_lora_layers or None,
                               reuse_retrievers=not args.retrain_retrievers, forgetting_users=args.forgetting_users,
-                              feedback_from=args.feedback_from.replace("-", " "))
+                              feedback_from=args.feedback_from.replace("-", " "), refresh_every=args.refresh_every)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         interval = result["forgetting_detail"].get("forgetting_ci")
         shown = f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
-        print(f"forgetting {result['forgetting']:.4f}{shown}; refresh {result['refresh_seconds']} s "
-              f"({result['refresh'].get('decision')})")
+        decisions = ", ".join(f"{r['after_events']} events: {r['decision']}" for r in result["refreshes"])
+        print(f"forgetting {result['forgetting']:.4f}{shown}; longest refresh {result['refresh_seconds']} s "
+              f"({decisions})")
         return 0
     if args.protocol != "loo":
         raise SystemExit("recsys eval: --protocol is loo (leave-last-out by timestamp) or temporal")
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--feedback-from", choices=["known-users", "test-users"], default="known-users",
                     help="temporal protocol: whose stream (T0, T1] is replayed as feedback: every user with >= 5 "
                          "interactions up to T0 (default), or only the test users")
+    ev.add_argument("--refresh-every", type=non_negative_int, default=0,
+                    help="temporal protocol: also refresh after every N replayed events, each refresh continuing the "
+                         "adapter that serves (default 0: one refresh, after the whole stream)")
     ev.add_argument("--retrain-retrievers", action="store_true",
                     help="temporal protocol: train both SASRecs afresh instead of reusing the ones an earlier run "
                          "trained on the same interactions and budget")
