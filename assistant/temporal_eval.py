@@ -225,7 +225,8 @@ def _refresh_summary(refresh: dict) -> dict:
             "decision": refresh.get("decision"), "serving_after": refresh.get("serving"),
             "compared_with": gate.get("compared_with"), "reason": gate.get("reason"),
             "new_events": refresh.get("new_events"), "training": refresh.get("training"),
-            "held_out_lists": gate.get("held_out_lists"), "replay_lists": gate.get("replay_lists"),
+            "held_out_lists": gate.get("held_out_lists"), "held_out_users": gate.get("held_out_users"),
+            "replay_lists": gate.get("replay_lists"), "gate_seconds": gate.get("gate_seconds"),
             "refresh_seconds": refresh["refresh_seconds"]}
 
 
