@@ -255,14 +255,16 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                  refresh_minutes: float = RefreshConfig.minutes, model: str = "smollm2", sequential_minutes: float = 0.0,
                  refresh_threads: int = 1, refresh_lora_layers: int | None = RefreshConfig.fresh_lora_layers,
                  reuse_retrievers: bool = True, forgetting_users: int = FORGETTING_USERS,
-                 feedback_from: str = FEEDBACK_FROM[0], refresh_every: int = 0, progress: bool = True,
+                 feedback_from: str = FEEDBACK_FROM[0], refresh_every: int = 0,
+                 refresh_budget_minutes: float | None = RefreshConfig.budget_minutes, progress: bool = True,
                  log=print) -> dict:
     started = time.perf_counter()
     if refresh_every < 0:
         raise ValueError(f"refresh_every is a number of events (0: one refresh after the stream); got {refresh_every}")
     # built first, so that a bad setting fails before an hour of world building, not after it
     refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, threads=refresh_threads,
-                                   fresh_lora_layers=refresh_lora_layers, seed=seed)
+                                   fresh_lora_layers=refresh_lora_layers, budget_minutes=refresh_budget_minutes,
+                                   seed=seed)
     source = Dataset(home.dataset_db(dataset_name))
     items = source.items()
     u, i, r, t = source.interaction_arrays()

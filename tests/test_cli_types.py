@@ -4,7 +4,7 @@ import argparse
 import pytest
 from hypothesis import given, strategies as st
 
-from ui.cli_types import non_negative_int, positive_int
+from ui.cli_types import non_negative_float, non_negative_int, positive_int
 
 
 @given(st.integers(0, 10**6))
@@ -38,3 +38,20 @@ def test_a_positive_number_is_read_and_zero_is_refused(value):
     assert positive_int(str(value)) == value
     with pytest.raises(argparse.ArgumentTypeError, match="must be 1 or more"):
         positive_int("0")
+
+
+@given(st.floats(0, 1e6, allow_nan=False))
+def test_a_non_negative_budget_is_read_as_itself(value):
+    assert non_negative_float(repr(value)) == value
+
+
+@given(st.one_of(st.floats(max_value=-1e-9), st.sampled_from([float("inf"), float("nan")])))
+def test_a_negative_or_infinite_budget_is_refused(value):
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a finite number, 0 or more"):
+        non_negative_float(repr(value))
+
+
+@given(st.sampled_from(["", "ten", "--", "1,5"]))
+def test_text_that_is_not_a_number_is_refused_as_a_budget(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a number"):
+        non_negative_float(text)

@@ -11,7 +11,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from assistant.refresh_config import RefreshConfig  # noqa: E402
-from ui.cli_types import non_negative_int, positive_int  # noqa: E402
+from ui.cli_types import non_negative_float, non_negative_int, positive_int  # noqa: E402
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -190,7 +190,8 @@ def cmd_eval(settings, args) -> int:
                               sequential_minutes=args.retriever_minutes, refresh_threads=args.refresh_threads,
                               refresh_lora_layers=args.refresh_lora_layers or None,
                               reuse_retrievers=not args.retrain_retrievers, forgetting_users=args.forgetting_users,
-                              feedback_from=args.feedback_from.replace("-", " "), refresh_every=args.refresh_every)
+                              feedback_from=args.feedback_from.replace("-", " "), refresh_every=args.refresh_every,
+                              refresh_budget_minutes=args.refresh_budget_minutes or None)
         for key in ("stale", "immediate", "refreshed", "retrained"):
             print(f"{key:10} NDCG@10 {result[key]['ndcg@10']:.4f}  Recall@10 {result[key]['recall@10']:.4f}")
         interval = result["forgetting_detail"].get("forgetting_ci")
@@ -268,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the rerank_base stage (the LM without its adapter) when an adapter is evaluated")
     ev.add_argument("--refresh-minutes", type=float, default=RefreshConfig.minutes,
                     help="temporal protocol: refresh training budget")
+    ev.add_argument("--refresh-budget-minutes", type=non_negative_float, default=RefreshConfig.budget_minutes,
+                    help=f"temporal protocol: each refresh's whole budget, training and gate (default "
+                         f"{RefreshConfig.budget_minutes:g}; 0: no limit)")
     ev.add_argument("--retriever-minutes", type=float, default=0.0,
                     help="temporal protocol: train a SASRec at T0 and at T1 with this budget each (0: profile only)")
     ev.add_argument("--refresh-threads", type=int, default=1, help="temporal protocol: torch threads of the refresh")
