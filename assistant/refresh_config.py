@@ -4,6 +4,7 @@ A module of its own, free of torch, so that the command line takes its defaults 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from finetune.lora_layers import check_lora_layers
@@ -33,3 +34,13 @@ class RefreshConfig:
 
     def __post_init__(self):
         check_lora_layers(self.fresh_lora_layers, "fresh_lora_layers")
+        _check_minutes(self.minutes, "minutes")
+        for name in ("gate_minutes", "budget_minutes"):  # None: no limit
+            if getattr(self, name) is not None:
+                _check_minutes(getattr(self, name), name)
+
+
+def _check_minutes(value, name: str) -> None:
+    """A budget is a finite number of minutes above zero: a negative one is not 'no limit'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of minutes above 0, got {value!r}")

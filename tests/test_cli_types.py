@@ -4,7 +4,7 @@ import argparse
 import pytest
 from hypothesis import given, strategies as st
 
-from ui.cli_types import non_negative_float, non_negative_int, positive_int
+from ui.cli_types import non_negative_float, non_negative_int, positive_float, positive_int
 
 
 @given(st.integers(0, 10**6))
@@ -55,3 +55,10 @@ def test_a_negative_or_infinite_budget_is_refused(value):
 def test_text_that_is_not_a_number_is_refused_as_a_budget(text):
     with pytest.raises(argparse.ArgumentTypeError, match="expected a number"):
         non_negative_float(text)
+
+
+@given(st.floats(1e-6, 1e6))
+def test_a_positive_budget_is_read_and_zero_is_refused(value):
+    assert positive_float(repr(value)) == value
+    with pytest.raises(argparse.ArgumentTypeError, match="must be above 0"):
+        positive_float("0")

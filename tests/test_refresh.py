@@ -321,6 +321,14 @@ def test_a_lora_depth_below_one_layer_is_refused_where_it_is_set(layers):
         RefreshConfig(fresh_lora_layers=layers)
 
 
+@given(name=st.sampled_from(["minutes", "gate_minutes", "budget_minutes"]),
+       value=st.one_of(st.floats(max_value=0.0), st.sampled_from([float("inf"), float("nan"), True, "5"])))
+def test_a_budget_that_is_not_a_positive_number_of_minutes_is_refused(name, value):
+    """A negative budget would otherwise read as 'no limit' and a refresh could run for hours."""
+    with pytest.raises(ValueError, match=f"{name} must be a finite number of minutes above 0"):
+        RefreshConfig(**{name: value})
+
+
 def test_retriever_replay_lists_are_disjoint_and_found_by_the_retriever(sasrec_100k):
     """Replay lists with a sequential retriever are the lists `recsys train` trains on: the user's
     validation item at its rank in the retriever's top 20, never inserted; training and gate lists

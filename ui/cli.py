@@ -11,7 +11,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from assistant.refresh_config import RefreshConfig  # noqa: E402
-from ui.cli_types import non_negative_float, non_negative_int, positive_int  # noqa: E402
+from ui.cli_types import non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-lm", action="store_true", help="only popularity and retrieval")
     ev.add_argument("--no-base", action="store_true",
                     help="skip the rerank_base stage (the LM without its adapter) when an adapter is evaluated")
-    ev.add_argument("--refresh-minutes", type=float, default=RefreshConfig.minutes,
+    ev.add_argument("--refresh-minutes", type=positive_float, default=RefreshConfig.minutes,
                     help="temporal protocol: refresh training budget")
     ev.add_argument("--refresh-budget-minutes", type=non_negative_float, default=RefreshConfig.budget_minutes,
                     help=f"temporal protocol: each refresh's whole budget, training and gate (default "

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from assistant.refresh_config import RefreshConfig
-from ui.cli_types import non_negative_int
+from ui.cli_types import non_negative_float, non_negative_int, positive_float
 
 
 def cmd_forget(settings, args) -> int:
@@ -133,13 +133,13 @@ def register_refresh(sub) -> None:
     refresh = sub.add_parser("refresh", help="train a new adapter version on new feedback; promote it only if it wins")
     refresh.add_argument("--dataset", help="data set (default: RECSYS_DATASET or ml-1m)")
     refresh.add_argument("--model", choices=["smollm2", "qwen"], default=RefreshConfig.model)
-    refresh.add_argument("--minutes", type=float, default=RefreshConfig.minutes,
+    refresh.add_argument("--minutes", type=positive_float, default=RefreshConfig.minutes,
                          help=f"training budget (default {RefreshConfig.minutes:g}; less if --budget-minutes would leave the "
                               f"gate too little)")
-    refresh.add_argument("--gate-minutes", type=float, default=RefreshConfig.gate_minutes,
+    refresh.add_argument("--gate-minutes", type=non_negative_float, default=RefreshConfig.gate_minutes,
                          help=f"scoring budget of the gate, which also chooses the fusion weight (default "
                               f"{RefreshConfig.gate_minutes:g}; 0: every list the overall budget allows)")
-    refresh.add_argument("--budget-minutes", type=float, default=RefreshConfig.budget_minutes,
+    refresh.add_argument("--budget-minutes", type=non_negative_float, default=RefreshConfig.budget_minutes,
                          help=f"the whole refresh, setup to decision (default {RefreshConfig.budget_minutes:g}; 0: no "
                               f"overall limit)")
     refresh.add_argument("--max-examples", type=int, help="training lists to see (default: one pass)")

@@ -27,6 +27,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite float > 0, for budgets that must allow some work."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An int >= 1."""
     value = non_negative_int(text)
