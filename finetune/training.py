@@ -2,9 +2,9 @@
 
 One example = one user context + K candidates (the target and the retriever's hard negatives).
 Logits of the list are `LM score + w * zscore(retriever score)`, with `w` a learned scalar, so the
-LM learns a residual on top of the retriever; loss = softmax cross-entropy on the target. The
-shared user prefix is run once per example (KV cache shared by the K candidates), under bf16
-autocast. Training is time/example bounded, shows a tqdm bar, checkpoints atomically (adapter +
+LM learns a residual on top of the retriever; loss = softmax cross-entropy on the target. Each
+list is one row (its user prefix, then its candidates, each seeing only the prefix and itself) and
+the `grad_accum` lists of one optimizer step run in one forward, under bf16 autocast. Training is time/example bounded, shows a tqdm bar, checkpoints atomically (adapter +
 head + optimizer + step + example cursor) and resumes from the last checkpoint. The finished
 adapter is written as a folder (adapter weights, head, config, data summary, metrics, wall time)
 and, when a registry is given, published there as a new version.
@@ -121,19 +121,35 @@ def load_adapter_weights(scorer: RerankScorer, folder: Path) -> None:
 def example_loss(scorer: RerankScorer, ex: RerankExample, bf16: bool, max_candidates: int = 20,
                  negatives: int | None = None, rng: random.Random | None = None) -> torch.Tensor:
     """Softmax CE of the target over its list; the retriever feature is z-scored over the FULL list."""
-    k = min(len(ex.candidates), max_candidates)
-    if not 0 <= ex.target < k:
-        raise ValueError(f"example for {ex.user_id}: target index {ex.target} not among {k} candidates")
-    keep = list(range(k))
-    if negatives is not None and negatives < k - 1:
-        negs = [i for i in keep if i != ex.target]
-        keep = sorted([ex.target] + (rng or random).sample(negs, negatives))
-    prefix, suffixes = scorer.encode(ex.history, [ex.candidates[i] for i in keep], ex.request)
-    logits = scorer.score_ids(prefix, suffixes, bf16=bf16)
-    if ex.retriever_scores:
-        r = zscore(torch.tensor(ex.retriever_scores[:k], dtype=torch.float32))[keep]
-        logits = logits + scorer.retriever_weight * r
-    return F.cross_entropy(logits.unsqueeze(0), torch.tensor([keep.index(ex.target)]))
+    return lists_losses(scorer, [ex], bf16, max_candidates, negatives, [rng or random.Random()])[0]
+
+
+def lists_losses(scorer: RerankScorer, examples: Sequence[RerankExample], bf16: bool, max_candidates: int = 20,
+                 negatives: int | None = None, rngs: Sequence[random.Random] | None = None) -> torch.Tensor:
+    """`example_loss` of each list, (n,), all lists scored in one forward (`RerankScorer.score_lists`).
+    `rngs[i]` draws list i's sampled negatives."""
+    rngs = list(rngs) if rngs is not None else [random.Random() for _ in examples]
+    if len(rngs) != len(examples):
+        raise ValueError(f"{len(examples)} lists but {len(rngs)} random generators")
+    encoded, kept = [], []
+    for ex, rng in zip(examples, rngs):
+        k = min(len(ex.candidates), max_candidates)
+        if not 0 <= ex.target < k:
+            raise ValueError(f"example for {ex.user_id}: target index {ex.target} not among {k} candidates")
+        keep = list(range(k))
+        if negatives is not None and negatives < k - 1:
+            negs = [i for i in keep if i != ex.target]
+            keep = sorted([ex.target] + rng.sample(negs, negatives))
+        encoded.append(scorer.encode(ex.history, [ex.candidates[i] for i in keep], ex.request))
+        kept.append(keep)
+    losses = []
+    for ex, keep, logits in zip(examples, kept, scorer.score_lists(encoded, bf16=bf16)):
+        if ex.retriever_scores:
+            k = min(len(ex.candidates), max_candidates)
+            r = zscore(torch.tensor(ex.retriever_scores[:k], dtype=torch.float32))[keep]
+            logits = logits + scorer.retriever_weight * r
+        losses.append(F.cross_entropy(logits.unsqueeze(0), torch.tensor([keep.index(ex.target)])))
+    return torch.stack(losses)
 
 
 def data_summary(examples: Sequence[RerankExample]) -> dict:
@@ -264,38 +280,32 @@ def train(model_dir: Path | str, examples: Sequence[RerankExample], config: Trai
     bar = tqdm(total=max_examples, initial=min(state["seen"], max_examples), disable=not progress,
                desc="rerank-lora", unit="ex")
     opt.zero_grad(set_to_none=True)
-    pending = 0
     while state["seen"] < max_examples:
         if minutes is not None and time.time() - start > minutes * 60:
             break
-        ex = examples[order[state["seen"] % len(examples)]]
-        rng = random.Random(config.seed * 1_000_003 + state["seen"])
-        loss = example_loss(scorer, ex, config.bf16, config.max_candidates, config.train_negatives, rng)
-        (loss / config.grad_accum).backward()
-        pending += 1
-        state["seen"] += 1
-        state["losses"].append(float(loss.detach()))
-        if pending == config.grad_accum:
+        # one optimizer step = the next `grad_accum` lists, scored in one forward
+        cursors = range(state["seen"], min(state["seen"] + config.grad_accum, max_examples))
+        group = [examples[order[c % len(examples)]] for c in cursors]
+        rngs = [random.Random(config.seed * 1_000_003 + c) for c in cursors]
+        losses = lists_losses(scorer, group, config.bf16, config.max_candidates, config.train_negatives, rngs)
+        (losses.sum() / config.grad_accum).backward()
+        state["seen"] += len(group)
+        state["losses"].extend(float(x) for x in losses.detach())
+        if len(group) == config.grad_accum:
             warm = min(1.0, (state["step"] + 1) / max(config.warmup_steps, 1))
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * warm
-            torch.nn.utils.clip_grad_norm_(lora + extra, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            pending = 0
-            state["step"] += 1
+        torch.nn.utils.clip_grad_norm_(lora + extra, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["step"] += 1
         recent = state["losses"][-50:]
-        bar.update(1)
+        bar.update(len(group))
         bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", w=f"{float(scorer.retriever_weight.detach()):.2f}")
         if time.time() - last_ckpt > config.checkpoint_every_s:
             checkpoint()
             last_ckpt = time.time()
     bar.close()
-    if pending:
-        torch.nn.utils.clip_grad_norm_(lora + extra, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        state["step"] += 1
     checkpoint()
 
     losses = state["losses"]

@@ -154,3 +154,49 @@ def test_residual_weight_is_learned_when_retriever_is_informative(tmp_path):
                       train_negatives=1)
     res = train(MODEL, ex, cfg, tmp_path / "run", max_examples=6, progress=False)
     assert res["retriever_weight"] > 0.3
+
+
+@needs_model
+def test_the_lists_of_a_step_in_one_forward_give_the_per_list_losses_and_gradient():
+    """One optimizer step scores its `grad_accum` lists together: the losses and the LoRA gradient are
+    those of the lists scored one by one (sampled negatives drawn from the same generators)."""
+    import random
+
+    from finetune.training import TrainConfig, example_loss, lists_losses, make_lora_scorer
+
+    torch.manual_seed(0)
+    scorer = make_lora_scorer(MODEL, TrainConfig(lora_layers=2, base_bf16=False, bf16=False))
+    with torch.no_grad():  # a non-zero LoRA B, so that its A matrices get a gradient too
+        for name, p in scorer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    lists = _examples(3)
+    lists[1].history = HISTORY[:1]  # rows of other widths
+    lists[2].retriever_scores = [float(i) for i in range(len(lists[2].candidates))]
+
+    def lora_grads():
+        grads = {n: p.grad.clone() for n, p in scorer.model.named_parameters() if p.grad is not None}
+        scorer.zero_grad(set_to_none=True)
+        return grads
+
+    alone = [example_loss(scorer, ex, False, 20, 2, random.Random(i)) for i, ex in enumerate(lists)]
+    sum(alone).backward()
+    one_by_one = lora_grads()
+    together = lists_losses(scorer, lists, False, 20, 2, [random.Random(i) for i in range(len(lists))])
+    together.sum().backward()
+    batched = lora_grads()
+    assert torch.allclose(torch.stack(alone).detach(), together.detach(), atol=1e-4)
+    assert one_by_one.keys() == batched.keys() and any("lora_A" in n for n in batched)
+    for name in batched:
+        assert torch.allclose(one_by_one[name], batched[name], atol=1e-4, rtol=1e-3), name
+    with pytest.raises(ValueError, match="random generators"):
+        lists_losses(scorer, lists, False, 20, 2, [random.Random(0)])
+
+
+@needs_model
+def test_a_step_takes_grad_accum_lists_and_the_last_step_takes_the_rest(tmp_path):
+    from finetune.training import TrainConfig, train
+
+    cfg = TrainConfig(grad_accum=3, lora_layers=1, base_bf16=False, bf16=False, checkpoint_every_s=0.0)
+    res = train(MODEL, _examples(7), cfg, tmp_path / "run", max_examples=7, progress=False)
+    assert res["examples_seen"] == 7 and res["optimizer_steps"] == 3

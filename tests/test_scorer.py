@@ -63,6 +63,34 @@ def test_cached_equals_full_sequence(scorer):
 
 
 @needs_model
+def test_lists_in_one_forward_score_as_each_list_alone(scorer):
+    """The training path packs several lists of different lengths into one padded batch: each list's
+    scores equal its own KV-cache pass, whatever else shares the batch and in what order."""
+    lists = [scorer.encode(HISTORY, CANDIDATES), scorer.encode(HISTORY[:1], CANDIDATES[3:], request="short"),
+             scorer.encode(HISTORY[::-1] + ["Babe (1995)"], CANDIDATES[:2])]
+    assert len({len(p) + sum(map(len, s)) for p, s in lists}) == 3  # rows of three widths: padding is exercised
+    with torch.no_grad():
+        alone = [scorer.score_ids(prefix, suffixes) for prefix, suffixes in lists]
+        together = scorer.score_lists(lists)
+        reversed_batch = scorer.score_lists(lists[::-1])[::-1]
+        config = scorer.decoder().config
+        config._attn_implementation, old = "eager", config._attn_implementation
+        try:
+            eager = scorer.score_lists(lists)
+        finally:
+            config._attn_implementation = old
+    for a, b, c, d in zip(alone, together, reversed_batch, eager):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+        assert torch.allclose(b, c, atol=1e-4) and torch.allclose(b, d, atol=1e-4)
+    assert scorer.score_lists([]) == []
+    with pytest.raises(ValueError, match="empty candidate"):
+        scorer.score_lists([(lists[0][0], [[]])])
+    with pytest.raises(ValueError, match="no candidate"):
+        scorer.score_lists([(lists[0][0], [])])
+
+
+@needs_model
 def test_additive_mask_path_matches_boolean_mask_path(scorer):
     """The packed row's custom mask is boolean for sdpa and additive for eager attention: same scores."""
     prefix, suffixes = scorer.encode(HISTORY, CANDIDATES)
