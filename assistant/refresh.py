@@ -50,7 +50,7 @@ from assistant.feedback_training import by_position, gate_fold, popularity_repla
 from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fused_list_rank,
                                     fusion_table, validation_examples)
 from assistant.lm_serving import fusion_weight, weight_value
-from assistant.metrics import ndcg_at_k, paired_bootstrap_ci
+from assistant.metrics import ndcg_at_k, paired_bootstrap_ci, zscore
 from assistant.refresh_config import RefreshConfig
 from assistant.reranker_data import item_texts
 from assistant.retriever_training import sequential_model_dir
@@ -131,28 +131,49 @@ def interleaved(groups: list[list]) -> list[tuple[int, object]]:
     return [(g, groups[g][n]) for _, g, n in sorted(keyed)]
 
 
-def score_within(score, groups: list[list[RerankExample]], seconds: float | None) -> tuple[list[list], list[list]]:
-    """`score(list)` of the lists of each group, the groups interleaved, until `seconds` have passed:
-    for each group, the scores and the lists they belong to (a prefix of the group)."""
+GATE_LISTS_PER_FORWARD = 4  # lists the gate scores in one forward (~1.4x the lists per second of one at a time)
+
+
+def score_within(score_many, groups: list[list[RerankExample]], seconds: float | None,
+                 per_call: int = GATE_LISTS_PER_FORWARD) -> tuple[list[list], list[list]]:
+    """`score_many(lists)` (one result per list) of the lists of each group, the groups interleaved and
+    `per_call` lists at a time, until `seconds` have passed: for each group, the results and the lists
+    they belong to (a prefix of the group)."""
     from tqdm import tqdm
 
     deadline = None if seconds is None else time.monotonic() + seconds
     scores: list[list] = [[] for _ in groups]
     lists: list[list[RerankExample]] = [[] for _ in groups]
-    for g, example in tqdm(interleaved(groups), desc="gate", unit="list"):
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        scores[g].append(score(example))
-        lists[g].append(example)
+    order = interleaved(groups)
+    with tqdm(total=len(order), desc="gate", unit="list") as bar:
+        for first in range(0, len(order), per_call):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            chunk = order[first:first + per_call]
+            results = score_many([example for _, example in chunk])
+            if len(results) != len(chunk):
+                raise ValueError(f"{len(chunk)} lists scored, {len(results)} results")
+            for (g, example), result in zip(chunk, results):
+                scores[g].append(result)
+                lists[g].append(example)
+            bar.update(len(chunk))
     return scores, lists
+
+
+def lm_scores(scorer, examples: list[RerankExample], bf16: bool = True) -> list[np.ndarray]:
+    """The LM score of every candidate of each list, the lists in one forward (bf16 where native and asked for)."""
+    import torch
+
+    encoded = [scorer.encode(x.history, x.candidates, x.request) for x in examples]
+    with torch.no_grad():
+        return [s.float().numpy().astype(np.float64) for s in scorer.score_lists(encoded, bf16=bf16)]
 
 
 def list_ranks(scorer, examples: list[RerankExample]) -> np.ndarray:
     """The rank (1 = first) of each list's target under the scorer's serving score (LM + its weight x retriever)."""
     ranks = []
-    for example in examples:
-        scores = np.asarray(scorer.rerank_scores(example.history, example.candidates, example.retriever_scores,
-                                                 example.request), dtype=np.float64)
+    for example, scores in zip(examples, scorer.rerank_scores_many(examples)):
+        scores = np.asarray(scores, dtype=np.float64)
         ranks.append(1 + int((scores > scores[example.target]).sum()))
     return np.array(ranks, dtype=np.int64)
 
@@ -181,13 +202,21 @@ class AsServed:
     """An adapter scored as it serves: LM score + its fusion weight x zscore(retriever score); an
     infinite weight serves the retrieval order."""
 
-    def __init__(self, scorer, weight: float):
-        self.scorer, self.weight = scorer, weight
+    def __init__(self, scorer, weight: float, bf16: bool = True):
+        self.scorer, self.weight, self.bf16 = scorer, weight, bf16
 
     def rerank_scores(self, history, candidates, retriever_scores, request=""):
         if math.isinf(self.weight):
             return [float(x) for x in retriever_scores]
-        return self.scorer.rerank_scores(history, candidates, retriever_scores, request, retriever_weight=self.weight)
+        return self.scorer.rerank_scores(history, candidates, retriever_scores, request, bf16=self.bf16,
+                                         retriever_weight=self.weight)
+
+    def rerank_scores_many(self, examples: list[RerankExample]) -> list[list[float]]:
+        """`rerank_scores` of each list (its own retriever scores), the lists in one forward."""
+        if math.isinf(self.weight):
+            return [[float(x) for x in example.retriever_scores] for example in examples]
+        return [list(lm + self.weight * zscore(example.retriever_scores))
+                for lm, example in zip(lm_scores(self.scorer, examples, self.bf16), examples)]
 
 
 class RetrievalOrder(AsServed):
@@ -469,10 +498,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     else:
         reference = RetrievalOrder()
 
-    def score_both(example: RerankExample) -> tuple[np.ndarray, int]:
-        lm = np.asarray(candidate_scorer.rerank_scores(example.history, example.candidates, request=example.request),
-                        dtype=np.float64)
-        return lm, int(list_ranks(reference, [example])[0])
+    def score_both(examples: list[RerankExample]) -> list[tuple[np.ndarray, int]]:
+        return list(zip(lm_scores(candidate_scorer, examples), (int(r) for r in list_ranks(reference, examples))))
 
     gate_s = budget.gate_seconds(config)
     log(f"gate: scoring up to {len(held_lists)} held-out feedback lists and {len(replay_eval)} replay lists with "

@@ -1,6 +1,6 @@
 """What one refresh training list costs on THIS CPU, for the knobs that decide how much of the mix a refresh sees.
 
-The refresh has ~4.5 min to train. This bench times training (forward + backward) per list of SmolLM2
+The refresh has ~5 min to train. This bench times training (forward + backward) per list of SmolLM2
 with a fresh LoRA for: the old path (the user prefix run once, its KV cache shared by the candidates,
 one list per pass), and the training path (each list one row, prefix then candidates, `n` lists of one
 optimizer step in one padded forward) with n = 1, 2 (the default `grad_accum`), 4; LoRA in the top N

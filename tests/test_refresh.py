@@ -2,6 +2,7 @@
 and a refresh killed at any point loses no feedback and leaves serving on the previous version."""
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -24,7 +25,7 @@ from finetune.training import RerankExample, TrainConfig
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
 from data.store import Dataset
 from finetune.adapters import AdapterRegistry
-from tests.conftest import REPO, make_home, needs_model
+from tests.conftest import REPO, SMOLLM2_DIR, make_home, needs_model
 
 FAST = RefreshConfig(max_examples=16, replay_eval_users=20, min_held_out=10, seed=0)
 
@@ -84,18 +85,6 @@ def test_the_gates_auc_is_the_share_of_other_candidates_below_the_target(ranks, 
         others = np.arange(1, size + 1) != a
         assert auc == pytest.approx(np.sum(np.arange(1, size + 1)[others] > a) / (size - 1))
     assert all(0.0 <= x <= 1.0 for x in judged.auc(judged.serving))
-
-
-class _ScoresBy:
-    """Scores a list by its retriever scores (reversed: the opposite ranking), taking ``delay`` seconds."""
-
-    def __init__(self, reverse=False, delay=0.0):
-        self.reverse, self.delay, self.calls = reverse, delay, 0
-
-    def rerank_scores(self, history, candidates, retriever_scores, request=""):
-        self.calls += 1
-        time.sleep(self.delay)
-        return [-x if self.reverse else x for x in retriever_scores]
 
 
 def _lists(n, seed):
@@ -158,7 +147,7 @@ class _FixedArrayLM:
     def __init__(self, lm):
         self.lm = lm
 
-    def rerank_scores(self, history, candidates, retriever_scores=None, request="", retriever_weight=None):
+    def rerank_scores(self, history, candidates, retriever_scores=None, request="", bf16=True, retriever_weight=None):
         z = np.asarray(retriever_scores, dtype=float)
         return list(self.lm + retriever_weight * (z - z.mean()) / z.std())
 
@@ -166,7 +155,7 @@ class _FixedArrayLM:
 class _FixedLM:
     """LM scores fixed per candidate: enough to see what AsServed adds to them."""
 
-    def rerank_scores(self, history, candidates, retriever_scores=None, request="", retriever_weight=None):
+    def rerank_scores(self, history, candidates, retriever_scores=None, request="", bf16=True, retriever_weight=None):
         lm = np.array([float(c[1:]) for c in candidates])
         z = np.asarray(retriever_scores, dtype=float)
         z = (z - z.mean()) / z.std()
@@ -257,15 +246,16 @@ def test_interleaving_keeps_every_group_whole_in_order_and_at_its_own_rate(sizes
 
 
 class _SlowLM:
-    """An LM scoring function that takes ``delay`` seconds a list."""
+    """An LM scoring function of several lists at a time that takes ``delay`` seconds a list."""
 
     def __init__(self, delay):
-        self.delay, self.calls = delay, 0
+        self.delay, self.calls, self.lists = delay, 0, 0
 
-    def __call__(self, example):
+    def __call__(self, examples):
         self.calls += 1
-        time.sleep(self.delay)
-        return [float(len(c)) for c in example.candidates]
+        self.lists += len(examples)
+        time.sleep(self.delay * len(examples))
+        return [[float(len(c)) for c in example.candidates] for example in examples]
 
 
 def test_gate_scoring_stops_at_its_budget_with_both_kinds_of_lists():
@@ -275,7 +265,11 @@ def test_gate_scoring_stops_at_its_budget_with_both_kinds_of_lists():
     assert 0 < len(feedback_kept) < 60 and 0 < len(replay_kept) < 30
     assert abs(len(feedback_kept) / 60 - len(replay_kept) / 30) <= 1 / 30 + 1 / 60  # both at the same rate
     assert feedback_kept == feedback[:len(feedback_kept)] and replay_kept == replay[:len(replay_kept)]
-    assert len(feedback_scores) == len(feedback_kept) and lm.calls == len(feedback_kept) + len(replay_kept)
+    assert len(feedback_scores) == len(feedback_kept) and lm.lists == len(feedback_kept) + len(replay_kept)
+    assert lm.calls == math.ceil(lm.lists / 4)  # four lists a forward
+    assert feedback_scores[3] == [float(len(c)) for c in feedback[3].candidates]  # each result with its own list
+    with pytest.raises(ValueError, match="results"):
+        score_within(lambda examples: [], [feedback], None)
     (every, _), (kept, _) = score_within(_SlowLM(0.0), [feedback, replay], None)
     assert len(every) == len(kept) == 60
     nothing, _ = score_within(_SlowLM(0.0), [feedback, replay], 0.0)
@@ -445,3 +439,26 @@ def test_kill_9_during_refresh_loses_no_feedback_and_keeps_serving(refresh_home,
         assert all(registry.verify(v.version) == [] for v in registry.versions())  # no half-published version
         if proc.returncode == -signal.SIGKILL:
             assert registry.serving() == serving
+
+
+@needs_model
+def test_the_gate_scores_lists_together_as_serving_scores_each_alone():
+    """The gate scores four lists a forward; each list's scores are those serving gives it alone (in fp32,
+    where the two paths agree up to float noise)."""
+    from finetune.scorer import build_scorer
+
+    scorer = build_scorer(SMOLLM2_DIR)
+    examples = _lists(3, 7)
+    titles = ["Heat (1995) [Action, Crime]", "Babe (1995) [Comedy]", "Fargo (1996) [Crime, Drama, Thriller]"]
+    for n, example in enumerate(examples):
+        example.history = titles[:n + 1]
+        example.candidates = [f"{title} {j}" for j, title in enumerate(titles * 3)][:6 + n]
+        example.retriever_scores = example.retriever_scores[:len(example.candidates)]
+        example.target = min(example.target, len(example.candidates) - 1)
+    examples[1].request = "something funny"
+    together = AsServed(scorer, 0.7, bf16=False).rerank_scores_many(examples)
+    for example, scores in zip(examples, together):
+        alone = scorer.rerank_scores(example.history, example.candidates, example.retriever_scores,
+                                     example.request, bf16=False, retriever_weight=0.7)
+        assert np.allclose(scores, alone, atol=1e-3), np.abs(np.subtract(scores, alone)).max()
+    assert [list(x) for x in RetrievalOrder().rerank_scores_many(examples)] == [x.retriever_scores for x in examples]
