@@ -14,7 +14,8 @@ from finetune.lora_layers import check_lora_layers
 class RefreshConfig:
     model: str = "smollm2"
     minutes: float = 5.0  # training budget (less when the whole budget would not leave the gate its time)
-    # scoring budget of the gate (None: every list the whole budget allows); its 800 lists took ~3 min
+    # scoring budget of the gate (None: every list the whole budget allows); in the temporal protocol its 800
+    # lists took 3.4 min on a quiet machine, and 4.0 min stopped it at 764 on a slower run
     gate_minutes: float | None = 4.0
     budget_minutes: float | None = 9.5  # the whole refresh: setup, training and gate (None: no overall limit)
     max_examples: int | None = None  # training lists seen (default: one pass over the mix)

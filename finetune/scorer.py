@@ -170,20 +170,11 @@ class RerankScorer(nn.Module):
         attention mask lets each candidate token see the whole prefix and the earlier tokens of
         its own candidate only, with positions restarting after the prefix for every candidate.
         """
-        if len(suffixes) == 0:
-            raise ValueError("no candidate suffixes")
-        lengths = [len(s) for s in suffixes]
-        if min(lengths) < 1:
-            raise ValueError("empty candidate suffix")
         dec = self.decoder()
         device = self.head_vec.device
-        p, total = len(prefix), sum(lengths)
+        sizes, starts, offset, own_earlier = _packed_candidates(suffixes, device)
+        p, total = len(prefix), len(offset)
         ids = torch.tensor([[t for s in suffixes for t in s]], dtype=torch.long, device=device)
-        sizes = torch.tensor(lengths, device=device)
-        owner = torch.repeat_interleave(torch.arange(len(suffixes), device=device), sizes)
-        starts = torch.cumsum(sizes, 0) - sizes
-        offset = torch.arange(total, device=device) - starts[owner]
-        own_earlier = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
         allowed = torch.cat([torch.ones((total, p), dtype=torch.bool, device=device), own_earlier], dim=1)
         with autocast_context(bf16):
             cache = self._prefix_kv(dec, prefix, bf16)
@@ -206,19 +197,12 @@ class RerankScorer(nn.Module):
             return []
         rows, positions, masks, lasts = [], [], [], []
         for prefix, suffixes in lists:
-            if len(suffixes) == 0:
-                raise ValueError("no candidate suffixes")
-            sizes = torch.tensor([len(s) for s in suffixes])
-            if int(sizes.min()) < 1:
-                raise ValueError("empty candidate suffix")
-            p, total = len(prefix), int(sizes.sum())
-            owner = torch.repeat_interleave(torch.arange(len(suffixes)), sizes)
-            starts = torch.cumsum(sizes, 0) - sizes
-            offset = torch.arange(total) - starts[owner]
+            sizes, starts, offset, own_earlier = _packed_candidates(suffixes)
+            p, total = len(prefix), len(offset)
             allowed = torch.zeros((p + total, p + total), dtype=torch.bool)
             allowed[:p, :p] = torch.ones((p, p), dtype=torch.bool).tril()
             allowed[p:, :p] = True
-            allowed[p:, p:] = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
+            allowed[p:, p:] = own_earlier
             rows.append(list(prefix) + [t for s in suffixes for t in s])
             positions.append(torch.cat([torch.arange(p), p + offset]))
             masks.append(allowed)
@@ -307,6 +291,23 @@ class RerankScorer(nn.Module):
             self.head_vec.copy_(state["head_vec"])
             self.head_bias.copy_(state["head_bias"])
             self.retriever_weight.copy_(state["retriever_weight"])
+
+
+def _packed_candidates(suffixes: Sequence[Sequence[int]], device=None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The layout of K candidate suffixes packed one after another: each candidate's size and start, each
+    token's offset within its candidate, and (T, T) which packed tokens each token may see (the earlier
+    tokens of its own candidate, itself included)."""
+    if len(suffixes) == 0:
+        raise ValueError("no candidate suffixes")
+    sizes = torch.tensor([len(s) for s in suffixes], device=device)
+    if int(sizes.min()) < 1:
+        raise ValueError("empty candidate suffix")
+    owner = torch.repeat_interleave(torch.arange(len(suffixes), device=device), sizes)
+    starts = torch.cumsum(sizes, 0) - sizes
+    offset = torch.arange(int(sizes.sum()), device=device) - starts[owner]
+    own_earlier = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
+    return sizes, starts, offset, own_earlier
 
 
 def zscore(x: torch.Tensor) -> torch.Tensor:

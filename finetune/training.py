@@ -4,8 +4,9 @@ One example = one user context + K candidates (the target and the retriever's ha
 Logits of the list are `LM score + w * zscore(retriever score)`, with `w` a learned scalar, so the
 LM learns a residual on top of the retriever; loss = softmax cross-entropy on the target. Each
 list is one row (its user prefix, then its candidates, each seeing only the prefix and itself) and
-the `grad_accum` lists of one optimizer step run in one forward, under bf16 autocast. Training is time/example bounded, shows a tqdm bar, checkpoints atomically (adapter +
-head + optimizer + step + example cursor) and resumes from the last checkpoint. The finished
+the `grad_accum` lists of one optimizer step run in one forward, under bf16 autocast. Training is
+time/example bounded, shows a tqdm bar, checkpoints atomically (adapter + head + optimizer + step +
+example cursor) and resumes from the last checkpoint. The finished
 adapter is written as a folder (adapter weights, head, config, data summary, metrics, wall time)
 and, when a registry is given, published there as a new version.
 """
@@ -131,7 +132,7 @@ def lists_losses(scorer: RerankScorer, examples: Sequence[RerankExample], bf16: 
     rngs = list(rngs) if rngs is not None else [random.Random() for _ in examples]
     if len(rngs) != len(examples):
         raise ValueError(f"{len(examples)} lists but {len(rngs)} random generators")
-    encoded, kept = [], []
+    encoded, kept, sizes = [], [], []
     for ex, rng in zip(examples, rngs):
         k = min(len(ex.candidates), max_candidates)
         if not 0 <= ex.target < k:
@@ -142,10 +143,10 @@ def lists_losses(scorer: RerankScorer, examples: Sequence[RerankExample], bf16: 
             keep = sorted([ex.target] + rng.sample(negs, negatives))
         encoded.append(scorer.encode(ex.history, [ex.candidates[i] for i in keep], ex.request))
         kept.append(keep)
+        sizes.append(k)
     losses = []
-    for ex, keep, logits in zip(examples, kept, scorer.score_lists(encoded, bf16=bf16)):
+    for ex, keep, k, logits in zip(examples, kept, sizes, scorer.score_lists(encoded, bf16=bf16)):
         if ex.retriever_scores:
-            k = min(len(ex.candidates), max_candidates)
             r = zscore(torch.tensor(ex.retriever_scores[:k], dtype=torch.float32))[keep]
             logits = logits + scorer.retriever_weight * r
         losses.append(F.cross_entropy(logits.unsqueeze(0), torch.tensor([keep.index(ex.target)])))
