@@ -9,7 +9,10 @@ the gate's whole cost, so any rule for choosing the weight can be replayed here 
 - `feedback`: the weight ranking the fold's feedback lists best (the rule before it);
 both within half the replay tolerance, each fold judged with the weight chosen on the other fold.
 
-    .venv/bin/python bench/gate_rules.py PATH_gate_lists.json [--tolerance 0.02] [--json OUT]
+    .venv/bin/python bench/gate_rules.py PATH_gate_lists.json [--tolerance 0.02] [--cap-per-user N] [--json OUT]
+
+`--cap-per-user N` keeps only each user's first N held-out lists in the order the gate scored them
+(a random order): how the decision would look had the gate spread its lists over users.
 """
 from __future__ import annotations
 
@@ -62,13 +65,31 @@ def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
             "reason": gate["reason"]}
 
 
+def capped_per_user(rows: list[dict], cap: int) -> list[dict]:
+    """Replay lists unchanged; of each user's held-out lists, the first `cap`."""
+    seen: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        if row["kind"] == "held_out":
+            seen[row["user"]] = seen.get(row["user"], 0) + 1
+            if seen[row["user"]] > cap:
+                continue
+        kept.append(row)
+    return kept
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gate_lists", type=Path)
     parser.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance)
+    parser.add_argument("--cap-per-user", type=int, help="keep each user's first N held-out lists only")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.cap_per_user is not None and args.cap_per_user < 1:
+        parser.error("--cap-per-user must be at least 1")
     rows = json.loads(args.gate_lists.read_text())
+    if args.cap_per_user is not None:
+        rows = capped_per_user(rows, args.cap_per_user)
     config = replace(RefreshConfig(), tolerance=args.tolerance)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("held_out", "replay")}
     print(f"{args.gate_lists}: {counts['held_out']} held-out feedback lists, {counts['replay']} replay lists")
