@@ -124,6 +124,19 @@ def split_latest(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequen
     return FeedbackSplit(feedback_examples(before, histories, texts), held, [example for _, example in made])
 
 
+def first_per_user(examples: Sequence[RerankExample], cap: int) -> list[RerankExample]:
+    """Each user's first `cap` lists, in the given order."""
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    seen: dict[str, int] = {}
+    kept = []
+    for example in examples:
+        seen[example.user_id] = seen.get(example.user_id, 0) + 1
+        if seen[example.user_id] <= cap:
+            kept.append(example)
+    return kept
+
+
 def position_scores(n: int) -> list[float]:
     """The retriever feature of a list known only by its order: first highest."""
     return [-float(rank) for rank in range(n)]

@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.feedback_training import by_position, gate_fold, popularity_replay_examples, split_latest
+from assistant.feedback_training import (by_position, first_per_user, gate_fold, popularity_replay_examples,
+                                        split_latest)
 from assistant.lm_reranking import (FUSION_FILE, RerankContext, fit_fusion_weight, fused_list_ndcg, fused_list_rank,
                                     fusion_table, validation_examples)
 from assistant.lm_serving import fusion_weight, weight_value
@@ -442,6 +443,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
     train_lists, held_lists, lists = split_latest(events, histories, texts)
     if config.max_gate_lists and len(held_lists) > config.max_gate_lists:
         held_lists = random.Random(config.seed).sample(held_lists, config.max_gate_lists)
+    if config.max_gate_lists_per_user:
+        held_lists = first_per_user(held_lists, config.max_gate_lists_per_user)
     new_event_users = {e.user_id for e in new_events}
     fresh = [x for x in train_lists if x.user_id in new_event_users]
     n_replay_wanted = int(math.ceil(config.replay_ratio * max(len(train_lists), 1)))
@@ -466,7 +469,8 @@ def run_refresh(home: RuntimeHome, dataset_name: str, config: RefreshConfig = Re
         replay_eval = served_replay_lists(recommender, texts, config.replay_eval_users, config.seed + 2,
                                           skip_users={e.user_id for e in events} | {x.user_id for x in replay_mix})
     log(f"refresh {dataset_name}: {len(new_events)} new events, {len(lists)} feedback lists "
-        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out), "
+        f"({len(train_lists)} training incl. {len(fresh)} from new-event users, {len(held_lists)} held-out"
+        f"{'' if not config.max_gate_lists_per_user else f' (at most {config.max_gate_lists_per_user} a user)'}), "
         f"{n_replay} replay lists in the mix, {len(replay_eval)} for the gate (replay: {replay_kind})")
     if not train_lists:
         log("refresh: no training lists from feedback (a like needs the list it was shown in); nothing to do")

@@ -28,6 +28,9 @@ class RefreshConfig:
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
     max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)
+    # of that sample, each user's first n lists (None: all), so that a few heavy users do not outweigh the rest;
+    # fixed at 3 before the temporal seeds 3 and 4 were run (stop 31)
+    max_gate_lists_per_user: int | None = 3
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
     fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
@@ -36,6 +39,10 @@ class RefreshConfig:
 
     def __post_init__(self):
         check_lora_layers(self.fresh_lora_layers, "fresh_lora_layers")
+        for name in ("max_gate_lists", "max_gate_lists_per_user"):  # None: no cap
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of lists of at least 1 (or None), got {value!r}")
         _check_minutes(self.minutes, "minutes")
         for name in ("gate_minutes", "budget_minutes"):  # None: no limit
             if getattr(self, name) is not None:

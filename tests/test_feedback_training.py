@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from assistant.feedback_training import by_position, feedback_examples, gate_fold, held_out_count, split_latest
+from assistant.feedback_training import (by_position, feedback_examples, first_per_user, gate_fold, held_out_count,
+                                        split_latest)
+from assistant.refresh_config import RefreshConfig
 from data.catalogue import Interaction
 from data.feedback import DISLIKE, LIKE, FeedbackEvent
 from finetune.training import RerankExample
@@ -103,3 +105,21 @@ def test_an_item_the_user_also_liked_is_never_a_negative():
     first, second = feedback_examples(events, {"u": [Interaction("u", "1", 5.0, 1)]}, TEXTS)
     assert first.candidate_ids == ["3", "4", "6"] and first.target == 0
     assert second.candidate_ids == ["4", "5", "6"] and second.target == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from("abcd"), max_size=40), st.integers(1, 5))
+def test_first_per_user_keeps_each_users_first_lists_in_order(owners, cap):
+    lists = [RerankExample(user, [], [f"c{n}"], 0, [0.0]) for n, user in enumerate(owners)]
+    kept = first_per_user(lists, cap)
+    assert kept == [x for x in lists if x in kept]  # order kept
+    for user in set(owners):
+        assert [x for x in kept if x.user_id == user] == [x for x in lists if x.user_id == user][:cap]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_a_per_user_gate_cap_below_one_list_is_refused(bad):
+    with pytest.raises(ValueError, match="max_gate_lists_per_user"):
+        RefreshConfig(max_gate_lists_per_user=bad)
+    with pytest.raises(ValueError):
+        first_per_user([], 0)
