@@ -28,9 +28,9 @@ class RefreshConfig:
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
     max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)
-    # of that sample, each user's first n lists (None: all), so that a few heavy users do not outweigh the rest;
-    # fixed at 3 before the temporal seeds 3 and 4 were run (stop 31)
-    max_gate_lists_per_user: int | None = 3
+    # of that sample, each user's first n lists (None: all). 3, fixed before temporal seeds 3 and 4 were run,
+    # promoted neither (stop 31, README "Measured"), so the gate offers every sampled list again
+    max_gate_lists_per_user: int | None = None
     learning_rate: float = 5e-4
     train_negatives: int | None = 7
     fresh_lora_layers: int | None = 10  # a refresh with no serving adapter: LoRA in the top n layers (None: all)
