@@ -2,7 +2,10 @@
 
 Protocol (ML-1M, seed 0):
 1. A private copy of the home (Chroma, data set and embedding cache copied; models linked), no
-   adapter served, an empty feedback store.
+   adapter served, an empty feedback store. `--sequential DIR`: a SASRec checkpoint (for instance a
+   temporal world's, cached under `.recsys/eval/temporal-sasrec/`) served in that copy, its item vectors
+   published into the copied Chroma, so training replays retriever lists and the gate's replay lists
+   are hybrid ones, as in the temporal protocol.
 2. Poison: `--users` known users drawn by the seed, each with `--likes` thumbs-up; every like is on a
    random item of a random 'shown' list of 20 catalogue items (the list stored with it, as the UI does).
    That is about as many feedback lists as the temporal protocol's stream gives a refresh (~2,000).
@@ -11,7 +14,7 @@ Protocol (ML-1M, seed 0):
 The issue's claim is the decision (poison rejected, nothing served). The replay numbers say what a
 rule judging on the gate's replay lists would have seen from a candidate that learned nothing from feedback.
 
-    .venv/bin/python bench/bench_poisoned_refresh.py [--users 500] [--likes 4] [--json bench/results/poisoned_refresh.json]
+    .venv/bin/python bench/bench_poisoned_refresh.py [--users 500] [--likes 4] [--sequential DIR] [--json PATH]
 """
 import _common  # noqa: F401  (offline switches first)
 
@@ -34,7 +37,7 @@ from ui.config import load_settings
 SHOWN = 20
 
 
-def private_home(home: RuntimeHome, dataset: str, tmp: Path) -> RuntimeHome:
+def private_home(home: RuntimeHome, dataset: str, tmp: Path, sequential: Path | None) -> RuntimeHome:
     copy = RuntimeHome(tmp / "home")
     copy.root.mkdir(parents=True)
     shutil.copytree(home.chroma, copy.chroma)
@@ -43,7 +46,20 @@ def private_home(home: RuntimeHome, dataset: str, tmp: Path) -> RuntimeHome:
     if home.embedding_cache().exists():
         copy.embedding_cache().parent.mkdir(parents=True)
         shutil.copy2(home.embedding_cache(), copy.embedding_cache())
-    os.symlink(home.models, copy.models)
+    copy.models.mkdir()
+    for model in home.models.iterdir():
+        if model.name != f"sasrec-{dataset}":
+            os.symlink(model, copy.models / model.name)
+    if sequential is not None:
+        from assistant.retriever_training import publish_sequential_vectors, sequential_model_dir
+        from retrieval.sequential import SASRecRetriever
+        from retrieval.vector_store import ChromaLocation, open_client
+
+        shutil.copytree(sequential, sequential_model_dir(copy, dataset))
+        retriever = SASRecRetriever.load(sequential_model_dir(copy, dataset))
+        published = publish_sequential_vectors(Dataset(copy.dataset_db(dataset)), retriever,
+                                               open_client(ChromaLocation(path=copy.chroma)))
+        print(f"serving SASRec from {sequential}: {published} item vectors published")
     return copy
 
 
@@ -69,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--likes", type=int, default=4, help="random likes per user")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sequential", type=Path, help="a SASRec checkpoint directory to serve in the copy")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     home = RuntimeHome(load_settings().home)
@@ -76,7 +93,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.dataset} is not set up under {home.root}: run `recsys setup` and "
                          f"`recsys ingest --dataset {args.dataset}` first")
     with tempfile.TemporaryDirectory(prefix="recsys-poison-") as tmp:
-        copy = private_home(home, args.dataset, Path(tmp))
+        copy = private_home(home, args.dataset, Path(tmp), args.sequential)
         events = poison(copy, args.dataset, args.users, args.likes, args.seed)
         print(f"poisoned: {events}")
         env = dict(os.environ, RECSYS_HOME=str(copy.root))
@@ -88,7 +105,8 @@ def main(argv=None) -> int:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     gate = result.get("gate", {})
     out = {"protocol": {"dataset": args.dataset, "seed": args.seed, "poison": events,
-                        "refresh": f"recsys refresh --threads {args.threads}, default budgets and gate, no adapter served"},
+                        "refresh": f"recsys refresh --threads {args.threads}, default budgets and gate, no adapter served",
+                        "sequential_retriever": str(args.sequential) if args.sequential else None},
            "machine": machine(), "decision": result.get("decision"), "reason": gate.get("reason"),
            "serving_after": result.get("serving"), "refresh_seconds": result.get("refresh_seconds"),
            "training": result.get("training"),
