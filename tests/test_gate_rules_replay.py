@@ -1,14 +1,18 @@
-"""bench/gate_rules.py's per-user cap: which of a gate's kept lists a replay keeps."""
+"""bench/gate_rules.py: which of a gate's kept lists a replay keeps (per-user cap), and the stop-31
+pooled-AUC rule's decision."""
 from __future__ import annotations
 
 import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, strategies as st
 
+from assistant.refresh import Judged, RefreshConfig, gate_decision
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from gate_rules import capped_per_user  # noqa: E402
+from gate_rules import capped_per_user, pooled_auc_decision  # noqa: E402
 
 rows_strategy = st.lists(st.fixed_dictionaries({"kind": st.sampled_from(["held_out", "replay"]),
                                                 "user": st.sampled_from(["a", "b", "c", "d"])}), max_size=40)
@@ -24,3 +28,55 @@ def test_cap_keeps_each_users_first_lists_and_every_replay_list(rows, cap):
     assert [r for r in kept if r["kind"] == "replay"] == [r for r in rows if r["kind"] == "replay"]
     assert [r["order"] for r in kept] == sorted(r["order"] for r in kept)  # the scored order stays
     assert all(n <= cap for n in Counter(r["user"] for r in kept if r["kind"] == "held_out").values())
+
+
+def _judged(candidate_ranks, serving_ranks, prefix):
+    n = len(candidate_ranks)
+    return Judged(np.array(candidate_ranks), np.array(serving_ranks), np.full(n, 20),
+                  tuple(f"{prefix}{i // 2}" for i in range(n)))  # two lists a user
+
+
+def _decisions(held, replay):
+    config = RefreshConfig(min_held_out=3, min_held_out_users=2)
+    gate = gate_decision(held, replay, config)
+    return gate["decision"], pooled_auc_decision(held, replay, gate, config)
+
+
+def test_the_pooled_rule_promotes_a_small_held_out_gain_that_replay_lists_confirm():
+    rng = np.random.default_rng(0)
+    serving = rng.integers(1, 21, 120)
+    held = _judged(np.clip(serving + rng.choice([-5, 4], 120), 1, 20), serving, "h")  # noisy, slightly better
+    replay_serving = rng.integers(2, 21, 300)
+    replay = _judged(replay_serving - 1, replay_serving, "r")  # every replay target one place higher
+    gate, pooled = _decisions(held, replay)
+    assert pooled["decision"] == "promoted" and pooled["pooled_auc"]["ci_low"] > 0
+    assert gate == "rejected"  # the held-out lists alone do not confirm it
+
+
+def test_the_pooled_rule_rejects_a_held_out_loss_however_replay_gains():
+    rng = np.random.default_rng(1)
+    serving = rng.integers(1, 20, 120)
+    held = _judged(serving + 1, serving, "h")  # every liked item one place lower
+    replay_serving = rng.integers(4, 21, 600)
+    replay = _judged(replay_serving - 3, replay_serving, "r")
+    _, pooled = _decisions(held, replay)
+    assert pooled["pooled_auc"]["ci_low"] > 0 and pooled["decision"] == "rejected"
+
+
+def test_the_pooled_rule_rejects_no_change_and_too_few_lists():
+    serving = np.arange(1, 21).repeat(6)
+    same = _judged(serving, serving, "h")
+    assert _decisions(same, _judged(serving, serving, "r"))[1]["decision"] == "rejected"
+    few = _judged([1, 1], [5, 5], "h")
+    assert _decisions(few, _judged(serving, serving, "r"))[1]["decision"] == "rejected"
+
+
+def test_the_pooled_rule_needs_its_interval_above_zero_not_just_a_held_out_gain():
+    serving = np.tile([8, 9, 10, 11, 12], 8)
+    shifts = np.tile([-7, -7, 6, 6], 10)  # half the users gain 7 places, half lose 6: a noisy gain of half a place
+    held = _judged(serving + shifts, serving, "h")
+    flat = np.tile(np.arange(1, 21), 2)
+    gate, pooled = _decisions(held, _judged(flat, flat, "r"))
+    assert gate == "rejected"
+    assert pooled["pooled_auc"]["mean_diff"] > 0 and pooled["pooled_auc"]["ci_low"] <= 0
+    assert pooled["decision"] == "rejected"
