@@ -10,7 +10,8 @@ Protocol (ML-1M, seed 0):
    random item of a random 'shown' list of 20 catalogue items (the list stored with it, as the UI does).
    That is about as many feedback lists as the temporal protocol's stream gives a refresh (~2,000).
 3. `recsys refresh --threads T` on that home, default budgets and gate (the process the serve
-   scheduler starts, without nice). Prints the gate's decision with its held-out and replay numbers.
+   scheduler starts, without nice). Prints the gate's decision with its held-out and replay numbers,
+   and with `--json PATH` keeps the gate's scored lists beside it (`<stem>_gate_lists.json`).
 The issue's claim is the decision (poison rejected, nothing served). The replay numbers say what a
 rule judging on the gate's replay lists would have seen from a candidate that learned nothing from feedback.
 
@@ -29,7 +30,9 @@ import tempfile
 from pathlib import Path
 
 from _assistant_bench import machine, write_result
+from assistant.refresh import GATE_LISTS_FILE
 from data.feedback import LIKE, FeedbackEvent, FeedbackStore
+from finetune.adapters import AdapterRegistry
 from data.home import RuntimeHome
 from data.store import Dataset
 from ui.config import load_settings
@@ -103,6 +106,10 @@ def main(argv=None) -> int:
         if done.returncode != 0:  # its log went to stderr, above
             raise SystemExit(f"refresh failed with exit {done.returncode}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
+        kept = AdapterRegistry.of_home(copy).root / str(result.get("version")) / GATE_LISTS_FILE
+        if args.json and kept.exists():  # so that bench/gate_rules.py can replay any rule on them
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kept, args.json.with_name(f"{args.json.stem}_gate_lists.json"))
     gate = result.get("gate", {})
     out = {"protocol": {"dataset": args.dataset, "seed": args.seed, "poison": events,
                         "refresh": f"recsys refresh --threads {args.threads}, default budgets and gate, no adapter served",
