@@ -124,15 +124,17 @@ def split_latest(events: Sequence[FeedbackEvent], histories: Mapping[str, Sequen
     return FeedbackSplit(feedback_examples(before, histories, texts), held, [example for _, example in made])
 
 
-def first_per_user(examples: Sequence[RerankExample], cap: int) -> list[RerankExample]:
-    """Each user's first `cap` lists, in the given order."""
+def first_per_user(examples: Sequence, cap: int, user_of=lambda example: example.user_id) -> list:
+    """Each user's first `cap` lists, in the given order (`user_of`: a list's user, by default a
+    RerankExample's)."""
     if cap < 1:
         raise ValueError(f"cap must be at least 1, got {cap}")
     seen: dict[str, int] = {}
     kept = []
     for example in examples:
-        seen[example.user_id] = seen.get(example.user_id, 0) + 1
-        if seen[example.user_id] <= cap:
+        user = user_of(example)
+        seen[user] = seen.get(user, 0) + 1
+        if seen[user] <= cap:
             kept.append(example)
     return kept
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.feedback_training import gate_fold
+from assistant.feedback_training import first_per_user, gate_fold
 from assistant.metrics import paired_bootstrap_ci
 from assistant.lm_reranking import fit_fusion_weight, fusion_table
 from assistant.refresh import FIT_TOLERANCE_SHARE, Judged, RefreshConfig, fit_refresh_fusion, fused_rank, gate_decision
@@ -92,16 +92,11 @@ def pooled_auc_decision(held: Judged, replay: Judged, gate: dict, config: Refres
 
 
 def capped_per_user(rows: list[dict], cap: int) -> list[dict]:
-    """Replay lists unchanged; of each user's held-out lists, the first `cap`."""
-    seen: dict[str, int] = {}
-    kept = []
-    for row in rows:
-        if row["kind"] == "held_out":
-            seen[row["user"]] = seen.get(row["user"], 0) + 1
-            if seen[row["user"]] > cap:
-                continue
-        kept.append(row)
-    return kept
+    """Replay lists unchanged; of each user's held-out lists, the first `cap` (the refresh's own cap,
+    `first_per_user`, on the kept rows), all in the scored order."""
+    held = first_per_user([r for r in rows if r["kind"] == "held_out"], cap, user_of=lambda row: row["user"])
+    kept = {id(row) for row in held}
+    return [r for r in rows if r["kind"] != "held_out" or id(r) in kept]
 
 
 def main(argv=None) -> int:
