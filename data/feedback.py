@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data.sqlite_wal import connect_wal
+
 LIKE = "like"
 DISLIKE = "dislike"
 VALUES = (LIKE, DISLIKE)
@@ -160,8 +162,7 @@ class FeedbackStore:
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = connect_wal(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA synchronous=FULL")  # an acknowledged event survives power loss too
             self._local.conn = conn
         return conn

