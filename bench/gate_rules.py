@@ -9,7 +9,9 @@ the gate's whole cost, so any rule for choosing the weight can be replayed here 
 - `feedback`: the weight ranking the fold's feedback lists best (the rule before it);
 both within half the replay tolerance, each fold judged with the weight chosen on the other fold.
 
-    .venv/bin/python bench/gate_rules.py PATH_gate_lists.json [--tolerance 0.02] [--cap-per-user N] [--json OUT]
+    .venv/bin/python bench/gate_rules.py PATH_gate_lists.json [--seed S] [--tolerance 0.02] [--cap-per-user N] [--json OUT]
+
+`--seed`: the refresh's seed (a temporal run's `--seed`); with it the bootstrap intervals are the gate's own.
 
 `--cap-per-user N` keeps only each user's first N held-out lists in the order the gate scored them
 (a random order): how the decision would look had the gate spread its lists over users.
@@ -103,6 +105,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gate_lists", type=Path)
     parser.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance)
+    parser.add_argument("--seed", type=int, default=RefreshConfig.seed,
+                        help="the refresh's seed (the temporal protocol's --seed), which seeds the bootstrap")
     parser.add_argument("--cap-per-user", type=int, help="keep each user's first N held-out lists only")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -111,7 +115,7 @@ def main(argv=None) -> int:
     rows = json.loads(args.gate_lists.read_text())
     if args.cap_per_user is not None:
         rows = capped_per_user(rows, args.cap_per_user)
-    config = replace(RefreshConfig(), tolerance=args.tolerance)
+    config = replace(RefreshConfig(), tolerance=args.tolerance, seed=args.seed)
     counts = {kind: sum(r["kind"] == kind for r in rows) for kind in ("held_out", "replay")}
     print(f"{args.gate_lists}: {counts['held_out']} held-out feedback lists, {counts['replay']} replay lists")
     out = {"lists": counts, "rules": {}}

@@ -2,6 +2,7 @@
 pooled-AUC rule's decision."""
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -80,3 +81,35 @@ def test_the_pooled_rule_needs_its_interval_above_zero_not_just_a_held_out_gain(
     assert gate == "rejected"
     assert pooled["pooled_auc"]["mean_diff"] > 0 and pooled["pooled_auc"]["ci_low"] <= 0
     assert pooled["decision"] == "rejected"
+
+
+def _gate_rows(n_users: int, seed: int) -> list[dict]:
+    """Lists as a refresh keeps them: the candidate's LM scores lift the target a little, noisily."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, users in (("held_out", n_users), ("replay", n_users)):
+        for n in range(users * 2):
+            target = int(rng.integers(0, 20))
+            lm = rng.normal(0.0, 1.0, 20)
+            lm[target] += rng.normal(0.4, 1.0)
+            rows.append({"kind": kind, "user": f"{kind}{n // 2}", "fold": n % 2, "target": target,
+                         "lm": lm.round(4).tolist(), "retriever": [-float(i) for i in range(20)],
+                         "serving_rank": target + 1})
+    return rows
+
+
+def test_the_replay_uses_the_refreshs_seed_for_its_intervals(tmp_path):
+    """A temporal run seeds its refresh (and so the gate's bootstrap) with --seed: the replay must too,
+    or an interval near zero can flip its decision (seed 6: [-0.0002, ...] in the run, [+0.0004, ...] replayed with 0)."""
+    from gate_rules import main
+
+    lists = tmp_path / "gate_lists.json"
+    lists.write_text(json.dumps(_gate_rows(40, seed=3)))
+    intervals = {}
+    for seed in (0, 6):
+        out = tmp_path / f"replay_{seed}.json"
+        assert main([str(lists), "--seed", str(seed), "--json", str(out)]) == 0
+        auc = json.loads(out.read_text())["rules"]["pooled"]["pooled_auc_rule"]["pooled_auc"]
+        intervals[seed] = (auc["mean_diff"], auc["ci_low"], auc["ci_high"])
+    assert intervals[0][0] == intervals[6][0]  # same lists, same mean
+    assert intervals[0][1:] != intervals[6][1:]  # another bootstrap
