@@ -23,7 +23,7 @@ class RefreshConfig:
     min_new_events: int = 1
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     min_held_out_users: int = 5  # nor from fewer users (the interval resamples users)
-    margin: float = 0.0  # required held-out NDCG@10 gain (absolute), on top of a CI above zero
+    margin: float = 0.0  # the pooled AUC gain's 95% interval must start above this (absolute AUC)
     tolerance: float = 0.02  # largest relative replay AUC drop the gate's interval may allow
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone

@@ -16,10 +16,9 @@ both within half the replay tolerance, each fold judged with the weight chosen o
 `--cap-per-user N` keeps only each user's first N held-out lists in the order the gate scored them
 (a random order): how the decision would look had the gate spread its lists over users.
 
-Beside each rule's decision, the pooled-AUC rule fixed at stop 31 before temporal seed 5 was run
-(README, "Measured"): promote when the held-out feedback lists' AUC gain is above zero (point
-estimate), the AUC gain over held-out feedback and replay lists together (each list once, 95% paired
-bootstrap over users) has its interval above zero, and the replay non-inferiority check passes.
+The decision is the refresh's own gate (`gate_decision`: the pooled-AUC rule since stop 32). Beside
+it, the rule it replaced: promote when the held-out feedback lists alone have an AUC interval above
+zero and an NDCG@10 gain, with the same replay non-inferiority check.
 """
 from __future__ import annotations
 
@@ -33,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from assistant.feedback_training import first_per_user, gate_fold
-from assistant.metrics import paired_bootstrap_ci
 from assistant.lm_reranking import fit_fusion_weight, fusion_table
 from assistant.refresh import FIT_TOLERANCE_SHARE, Judged, RefreshConfig, fit_refresh_fusion, fused_rank, gate_decision
 from finetune.training import RerankExample
@@ -71,26 +69,21 @@ def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
     served = rule([s for s, _, _ in lists["held_out"]], [x for _, x, _ in lists["held_out"]],
                   [s for s, _, _ in lists["replay"]], [x for _, x, _ in lists["replay"]], config.tolerance)
     return {"fold_weights": weights, "serving_weight": served["weight"], "decision": gate["decision"],
-            "reason": gate["reason"], "pooled_auc_rule": pooled_auc_decision(held, replay, gate, config)}
+            "reason": gate["reason"], "held_out_interval_rule": held_out_interval_decision(gate, config)}
 
 
-def pooled_auc_decision(held: Judged, replay: Judged, gate: dict, config: RefreshConfig) -> dict:
-    """The stop-31 rule on the lists a gate judged; `gate`: gate_decision's result on them (its held-out
-    AUC and replay non-inferiority)."""
+def held_out_interval_decision(gate: dict, config: RefreshConfig) -> dict:
+    """The gate's rule until stop 32, on the numbers `gate_decision` reported for the same lists: the
+    held-out feedback lists' NDCG@10 gain above the margin and their AUC interval above zero, with the
+    same replay non-inferiority check."""
     if "held_out_auc" not in gate:  # too few held-out lists or users: the gate decided nothing
         return {"decision": "rejected", "reason": gate["reason"]}
-    both = [x for x in (held, replay) if len(x)]
-    candidate = np.concatenate([x.auc(x.candidate) for x in both])
-    serving = np.concatenate([x.auc(x.serving) for x in both])
-    users = [f"{kind}:{u}" for kind, x in zip(("held_out", "replay"), both)
-             for u in (x.users or [str(n) for n in range(len(x))])]
-    pooled = paired_bootstrap_ci(candidate, serving, seed=config.seed, groups=users)
-    held_gain = gate["held_out_auc"]["mean_diff"]
+    ndcg, auc = gate["held_out_ndcg@10"], gate["held_out_auc"]
     replay_drop = gate.get("replay_auc", {}).get("largest_relative_drop", 0.0)
-    evidence = (f"pooled AUC {pooled['mean_diff']:+.4f} [{pooled['ci_low']:+.4f}, {pooled['ci_high']:+.4f}] on "
-                f"{len(candidate)} lists, held-out AUC {held_gain:+.4f}, replay may drop {replay_drop:.1%}")
-    promoted = held_gain > 0 and pooled["ci_low"] > 0 and replay_drop <= config.tolerance
-    return {"decision": "promoted" if promoted else "rejected", "reason": evidence, "pooled_auc": pooled}
+    promoted = ndcg["mean_diff"] > 0 and auc["ci_low"] > 0 and replay_drop <= config.tolerance
+    return {"decision": "promoted" if promoted else "rejected",
+            "reason": f"held-out AUC {auc['mean_diff']:+.4f} [{auc['ci_low']:+.4f}, {auc['ci_high']:+.4f}], "
+                      f"NDCG@10 {ndcg['mean_diff']:+.4f}, replay may drop {replay_drop:.1%}"}
 
 
 def capped_per_user(rows: list[dict], cap: int) -> list[dict]:
@@ -124,8 +117,8 @@ def main(argv=None) -> int:
         out["rules"][name] = result
         print(f"{name:9} fold weights {result['fold_weights'][0]} / {result['fold_weights'][1]}, serving weight "
               f"{result['serving_weight']}: {result['decision']} ({result['reason']})")
-        pooled = result["pooled_auc_rule"]
-        print(f"{'':9} pooled-AUC rule: {pooled['decision']} ({pooled['reason']})")
+        former = result["held_out_interval_rule"]
+        print(f"{'':9} held-out interval rule (until stop 32): {former['decision']} ({former['reason']})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return 0

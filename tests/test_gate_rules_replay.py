@@ -1,5 +1,5 @@
-"""bench/gate_rules.py: which of a gate's kept lists a replay keeps (per-user cap), and the stop-31
-pooled-AUC rule's decision."""
+"""The gate's pooled-AUC rule against the held-out interval rule it replaced (bench/gate_rules.py),
+and which of a gate's kept lists a replay keeps (per-user cap)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 from assistant.refresh import Judged, RefreshConfig, gate_decision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from gate_rules import capped_per_user, pooled_auc_decision  # noqa: E402
+from gate_rules import capped_per_user, held_out_interval_decision  # noqa: E402
 
 rows_strategy = st.lists(st.fixed_dictionaries({"kind": st.sampled_from(["held_out", "replay"]),
                                                 "user": st.sampled_from(["a", "b", "c", "d"])}), max_size=40)
@@ -38,49 +38,58 @@ def _judged(candidate_ranks, serving_ranks, prefix):
 
 
 def _decisions(held, replay):
+    """The gate's decision (the pooled-AUC rule) and the held-out interval rule's, on the same lists."""
     config = RefreshConfig(min_held_out=3, min_held_out_users=2)
     gate = gate_decision(held, replay, config)
-    return gate["decision"], pooled_auc_decision(held, replay, gate, config)
+    return gate, held_out_interval_decision(gate, config)["decision"]
 
 
-def test_the_pooled_rule_promotes_a_small_held_out_gain_that_replay_lists_confirm():
+def test_the_gate_promotes_a_small_held_out_gain_that_replay_lists_confirm():
     rng = np.random.default_rng(0)
     serving = rng.integers(1, 21, 120)
     held = _judged(np.clip(serving + rng.choice([-5, 4], 120), 1, 20), serving, "h")  # noisy, slightly better
     replay_serving = rng.integers(2, 21, 300)
     replay = _judged(replay_serving - 1, replay_serving, "r")  # every replay target one place higher
-    gate, pooled = _decisions(held, replay)
-    assert pooled["decision"] == "promoted" and pooled["pooled_auc"]["ci_low"] > 0
-    assert gate == "rejected"  # the held-out lists alone do not confirm it
+    gate, former = _decisions(held, replay)
+    assert gate["decision"] == "promoted" and gate["pooled_auc"]["ci_low"] > 0
+    assert former == "rejected"  # the held-out lists alone do not confirm it
 
 
-def test_the_pooled_rule_rejects_a_held_out_loss_however_replay_gains():
+def test_the_gate_rejects_a_held_out_loss_however_replay_gains():
     rng = np.random.default_rng(1)
     serving = rng.integers(1, 20, 120)
     held = _judged(serving + 1, serving, "h")  # every liked item one place lower
     replay_serving = rng.integers(4, 21, 600)
     replay = _judged(replay_serving - 3, replay_serving, "r")
-    _, pooled = _decisions(held, replay)
-    assert pooled["pooled_auc"]["ci_low"] > 0 and pooled["decision"] == "rejected"
+    gate, _ = _decisions(held, replay)
+    assert gate["pooled_auc"]["ci_low"] > 0 and gate["decision"] == "rejected"
 
 
-def test_the_pooled_rule_rejects_no_change_and_too_few_lists():
+def test_the_gate_rejects_no_change_and_too_few_lists():
     serving = np.arange(1, 21).repeat(6)
     same = _judged(serving, serving, "h")
-    assert _decisions(same, _judged(serving, serving, "r"))[1]["decision"] == "rejected"
+    assert _decisions(same, _judged(serving, serving, "r"))[0]["decision"] == "rejected"
     few = _judged([1, 1], [5, 5], "h")
-    assert _decisions(few, _judged(serving, serving, "r"))[1]["decision"] == "rejected"
+    gate, former = _decisions(few, _judged(serving, serving, "r"))
+    assert gate["decision"] == former == "rejected"
 
 
-def test_the_pooled_rule_needs_its_interval_above_zero_not_just_a_held_out_gain():
+def test_the_gate_needs_its_pooled_interval_above_zero_not_just_a_held_out_gain():
     serving = np.tile([8, 9, 10, 11, 12], 8)
     shifts = np.tile([-7, -7, 6, 6], 10)  # half the users gain 7 places, half lose 6: a noisy gain of half a place
     held = _judged(serving + shifts, serving, "h")
     flat = np.tile(np.arange(1, 21), 2)
-    gate, pooled = _decisions(held, _judged(flat, flat, "r"))
-    assert gate == "rejected"
-    assert pooled["pooled_auc"]["mean_diff"] > 0 and pooled["pooled_auc"]["ci_low"] <= 0
-    assert pooled["decision"] == "rejected"
+    gate, former = _decisions(held, _judged(flat, flat, "r"))
+    assert former == "rejected"
+    assert gate["pooled_auc"]["mean_diff"] > 0 and gate["pooled_auc"]["ci_low"] <= 0
+    assert gate["decision"] == "rejected"
+
+
+def test_the_held_out_interval_rule_promotes_what_its_lists_confirm():
+    better, worse = np.tile([1, 2, 3, 2, 1, 4], 5), np.tile([3, 6, 12, 9, 2, 15], 5)
+    flat = np.tile(np.arange(1, 21), 2)
+    gate, former = _decisions(_judged(better, worse, "h"), _judged(flat, flat, "r"))
+    assert gate["held_out_auc"]["ci_low"] > 0 and former == gate["decision"] == "promoted"
 
 
 def _gate_rows(n_users: int, seed: int) -> list[dict]:
@@ -109,7 +118,6 @@ def test_the_replay_uses_the_refreshs_seed_for_its_intervals(tmp_path):
     for seed in (0, 6):
         out = tmp_path / f"replay_{seed}.json"
         assert main([str(lists), "--seed", str(seed), "--json", str(out)]) == 0
-        auc = json.loads(out.read_text())["rules"]["pooled"]["pooled_auc_rule"]["pooled_auc"]
-        intervals[seed] = (auc["mean_diff"], auc["ci_low"], auc["ci_high"])
-    assert intervals[0][0] == intervals[6][0]  # same lists, same mean
-    assert intervals[0][1:] != intervals[6][1:]  # another bootstrap
+        reason = json.loads(out.read_text())["rules"]["pooled"]["reason"]
+        intervals[seed] = reason
+    assert intervals[0] != intervals[6]  # another bootstrap, another interval in the reason

@@ -37,25 +37,27 @@ def _judged(candidate, serving, size=20):
 def test_gate_rules():
     config = RefreshConfig(min_held_out=3, margin=0.01, tolerance=0.02)
     better, worse = [1, 2, 3, 2, 1, 4], [3, 6, 12, 9, 2, 15]  # ranks of the liked item
-    replay = _judged([2, 2], [2, 2])
+    replay = _judged([2] * 6, [2] * 6)
     assert gate_decision(_judged(better, worse), replay, config)["decision"] == "promoted"
     assert gate_decision(_judged(worse, better), replay, config)["decision"] == "rejected"
-    forgets = _judged([3, 3], [2, 2])  # replay NDCG@10 1/log2(4) vs 1/log2(3): a 21% drop
+    forgets = _judged([3] * 6, [2] * 6)  # every replay target one place lower
     assert gate_decision(_judged(better, worse), forgets, config)["decision"] == "rejected"
     assert gate_decision(_judged(better[:2], worse[:2]), replay, config)["decision"] == "rejected"  # too few lists
     assert gate_decision(_judged(better, better), replay, config)["decision"] == "rejected"  # no gain
-    # the liked item climbs from 20th to 11th everywhere: a real AUC gain, no NDCG@10 gain: not promoted
+    # the liked item climbs from 20th to 11th everywhere: no NDCG@10 gain, but a real one, and AUC sees it
     climbs = gate_decision(_judged([11] * 6, [20] * 6), replay, config)
-    assert climbs["decision"] == "rejected" and climbs["held_out_auc"]["ci_low"] > 0
-    # NDCG@10 gains on average, but one list in six carries it and AUC falls: not promoted either
+    assert climbs["held_out_ndcg@10"]["mean_diff"] == 0 and climbs["decision"] == "promoted"
+    # NDCG@10 gains on average, but one list in six carries it and AUC falls: not promoted
     lucky = gate_decision(_judged([1, 20, 20, 20, 20, 20], [11] * 6), replay, config)
-    assert lucky["held_out_ndcg@10"]["mean_diff"] > config.margin and lucky["decision"] == "rejected"
+    assert lucky["held_out_ndcg@10"]["mean_diff"] > 0 and lucky["decision"] == "rejected"
     # the interval resamples users: the same six lists from two users are too few users to decide on
     two_users = Judged(np.array(better), np.array(worse), np.full(6, 20), ("a", "a", "a", "b", "b", "b"))
-    assert gate_decision(two_users, replay, replace(config, min_held_out_users=2))["decision"] == "promoted"
     refused = gate_decision(two_users, replay, config)
     assert refused["decision"] == "rejected" and "from only 2 users" in refused["reason"]
     assert gate_decision(_judged(better, worse), replay, config)["held_out_users"] == 6
+    # the margin is on the low end of the pooled AUC interval
+    gain = gate_decision(_judged(better, worse), replay, config)["pooled_auc"]
+    assert gate_decision(_judged(better, worse), replay, replace(config, margin=gain["ci_low"]))["decision"] == "rejected"
 
 
 def test_the_replay_check_is_a_non_inferiority_interval_on_auc():

@@ -146,7 +146,7 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--min-events", type=int, default=RefreshConfig.min_new_events,
                          help="do nothing below this many new events")
     refresh.add_argument("--margin", type=float, default=RefreshConfig.margin,
-                         help="held-out NDCG@10 gain required (absolute)")
+                         help="AUC gain the low end of the pooled (held-out feedback + replay) 95%% interval must exceed")
     refresh.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance,
                          help="largest relative replay AUC drop the 95%% interval may allow (non-inferiority)")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
