@@ -74,8 +74,8 @@ def decide(rows: list[dict], rule, config: RefreshConfig) -> dict:
 
 def held_out_interval_decision(gate: dict, config: RefreshConfig) -> dict:
     """The gate's rule until stop 32, on the numbers `gate_decision` reported for the same lists: the
-    held-out feedback lists' NDCG@10 gain above the margin and their AUC interval above zero, with the
-    same replay non-inferiority check."""
+    held-out feedback lists' NDCG@10 gain above zero (its default margin then) and their AUC interval
+    above zero, with the same replay non-inferiority check."""
     if "held_out_auc" not in gate:  # too few held-out lists or users: the gate decided nothing
         return {"decision": "rejected", "reason": gate["reason"]}
     ndcg, auc = gate["held_out_ndcg@10"], gate["held_out_auc"]

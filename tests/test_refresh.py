@@ -52,6 +52,8 @@ def test_gate_rules():
     assert lucky["held_out_ndcg@10"]["mean_diff"] > 0 and lucky["decision"] == "rejected"
     # the interval resamples users: the same six lists from two users are too few users to decide on
     two_users = Judged(np.array(better), np.array(worse), np.full(6, 20), ("a", "a", "a", "b", "b", "b"))
+    replay_gains = _judged([1] * 6, [2] * 6)  # else a resample of replay users alone puts the pooled interval at 0
+    assert gate_decision(two_users, replay_gains, replace(config, min_held_out_users=2))["decision"] == "promoted"
     refused = gate_decision(two_users, replay, config)
     assert refused["decision"] == "rejected" and "from only 2 users" in refused["reason"]
     assert gate_decision(_judged(better, worse), replay, config)["held_out_users"] == 6
