@@ -37,8 +37,11 @@ null otherwise.
 `forgetting`: relative NDCG@10 drop, refreshed vs stale, on a pre-T0 sample (each user's last like
 before T0 held out, ranked from their earlier history, the profile vector rebuilt from it: the
 stored one holds the held-out like). The sample is the test users plus other T0 users (>= 5
-interactions before T0; seeded) up to `forgetting_users`: one held-out like per user hits the top
-10 for about 7% of users, so a few hundred users leave a relative drop uncertain by +-5%. The
+interactions before T0; seeded) up to `forgetting_users` (0, the default: every such user): one
+held-out like per user hits the top 10 for about 7% of users, so even ML-1M's ~5,000 eligible users
+leave a relative drop uncertain by about +-6% (1,000 users, the sample up to stop 32: +-14%);
+`forgetting_detail.first_1000_users` is the forgetting on the sample's first 1,000 users, the
+measure up to stop 32, for comparison. The
 refresh's gate checks forgetting on the same kind of lists (served_replay) of data set users who left
 no feedback; those users, and those whose lists the refresh trained on as replay (their target is
 often the same last like), are kept out of the sample.
@@ -83,7 +86,8 @@ from retrieval.vector_store import ChromaLocation, open_client
 
 K = 10
 POOL = 20
-FORGETTING_USERS = 1000  # the pre-T0 sample (test users first)
+FORGETTING_USERS = 0  # the pre-T0 sample (test users first); 0: every eligible T0 user
+FORMER_FORGETTING_USERS = 1000  # the sample's size up to stop 32, still reported for comparison
 LIKE, DISLIKE = 4.0, 2.0
 FEEDBACK_USERS = {"known users": "every user with >= 5 interactions up to T0 (the test users among them)",
                   "test users": "the test users"}  # whose stream (T0, T1] is replayed
@@ -118,6 +122,14 @@ def _forgetting_interval(refreshed: list[tuple[float, float]], stale: list[tuple
         return {"paired_ndcg@10": paired}
     return {"paired_ndcg@10": paired,
             "forgetting_ci": [round(max(0.0, -ci["ci_high"] / base), 4), round(max(0.0, -ci["ci_low"] / base), 4)]}
+
+
+def _relative_drop(stale: list[tuple[float, float]], other: list[tuple[float, float]]) -> float:
+    """How much lower other's mean NDCG@10 is than stale's on the same users, relative to stale's
+    (0 when it is not lower, or when stale has nothing to lose)."""
+    base = float(np.mean([m[0] for m in stale])) if stale else 0.0
+    ndcg = float(np.mean([m[0] for m in other])) if other else 0.0
+    return max(0.0, (base - ndcg) / base) if base else 0.0
 
 
 def _summary(values: list[tuple[float, float]]) -> dict:
@@ -233,7 +245,9 @@ def _refresh_summary(refresh: dict) -> dict:
 def _pre_t0_sample(chosen: list[str], history_t0: dict[str, list[Interaction]], count_before: dict[str, int],
                    dataset: Dataset, skip: set[str], size: int, seed: int) -> dict[str, tuple]:
     """user -> (history before their last like before T0, that like, the items after it): the test users
-    first, then seeded T0 users with >= 5 interactions before T0, none in `skip`, up to `size` users."""
+    first, then seeded T0 users with >= 5 interactions before T0, none in `skip`, up to `size` users
+    (0: all of them)."""
+    size = size or len(count_before)
     sample = {}
     for user in (u for u in chosen if u not in skip):
         split = split_at_last_like(history_t0[user])
@@ -261,6 +275,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     started = time.perf_counter()
     if refresh_every < 0:
         raise ValueError(f"refresh_every is a number of events (0: one refresh after the stream); got {refresh_every}")
+    if forgetting_users < 0:
+        raise ValueError(f"forgetting_users is a number of users (0: every eligible T0 user); got {forgetting_users}")
     # built first, so that a bad setting fails before an hour of world building, not after it
     refresh_config = RefreshConfig(model=model, minutes=refresh_minutes, threads=refresh_threads,
                                    fresh_lora_layers=refresh_lora_layers, budget_minutes=refresh_budget_minutes,
@@ -384,7 +400,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
     held_out_likes = _pre_t0_sample(chosen, history_t0, count_before, world.dataset, replay_users,
                                     forgetting_users, seed)
     stale_pre, refreshed_pre, pre_pools = [], [], []
-    for user, (earlier, held_out, exclude) in held_out_likes.items():
+    for user, (earlier, held_out, exclude) in tqdm(held_out_likes.items(), desc="forgetting sample (pre-T0)",
+                                                   unit="user", mininterval=10, disable=not progress):
         target = {held_out}
         # the stored profile holds the held-out like: rank from a profile of the earlier history alone
         pool = world.rank(user, earlier, exclude, POOL, profile=profile_of(world.recommender, user, earlier))
@@ -392,18 +409,16 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
         refreshed_pre.append(_metrics(with_lm(pool, earlier), target))
         pre_pools.append((pool, earlier, target))
     stale_pre_ndcg = float(np.mean([m[0] for m in stale_pre])) if stale_pre else 0.0
-
-    def forgetting_of(results: list[tuple[float, float]]) -> float:
-        ndcg = float(np.mean([m[0] for m in results])) if results else 0.0
-        return max(0.0, (stale_pre_ndcg - ndcg) / stale_pre_ndcg) if stale_pre_ndcg else 0.0
-
     refreshed_pre_ndcg = float(np.mean([m[0] for m in refreshed_pre])) if refreshed_pre else 0.0
-    forgetting = forgetting_of(refreshed_pre)
+    forgetting = _relative_drop(stale_pre, refreshed_pre)
+    former = FORMER_FORGETTING_USERS
+    first_1000 = ({"users": former, "forgetting": round(_relative_drop(stale_pre[:former], refreshed_pre[:former]), 4)}
+                  if len(stale_pre) > former else None)
     if rejected_candidate is not None:  # and would it have forgotten?
         world.assistant.lm = ServingReranker(registry, background=False, log=log, pinned=refresh["version"])
         rejected_pre = [_metrics(with_lm(pool, earlier), target) for pool, earlier, target in pre_pools]
         world.assistant.lm = lm
-        rejected_candidate["forgetting"] = round(forgetting_of(rejected_pre), 4)
+        rejected_candidate["forgetting"] = round(_relative_drop(stale_pre, rejected_pre), 4)
         log(f"the rejected adapter's forgetting: {rejected_candidate['forgetting']}")
 
     result = {
@@ -440,7 +455,8 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                                                   ("refreshed", refreshed), ("retrained", retrained))}},
         "forgetting": round(forgetting, 4),
         "forgetting_detail": {"stale_ndcg@10": round(stale_pre_ndcg, 4), "refreshed_ndcg@10": round(refreshed_pre_ndcg, 4),
-                              **_forgetting_interval(refreshed_pre, stale_pre, seed)},
+                              **_forgetting_interval(refreshed_pre, stale_pre, seed),
+                              "first_1000_users": first_1000},
         "refresh_seconds": max(r["refresh_seconds"] for r in refreshes),
         "refresh": {k: v for k, v in refresh.items() if k not in ("gate", "replay_users")},
         "gate": refresh.get("gate"),

@@ -4,7 +4,7 @@ import argparse
 import pytest
 from hypothesis import given, strategies as st
 
-from ui.cli_types import non_negative_float, non_negative_int, positive_float, positive_int
+from ui.cli_types import non_negative_float, non_negative_int, positive_float
 
 
 @given(st.integers(0, 10**6))
@@ -31,13 +31,6 @@ def _not_an_int(text: str) -> bool:
 def test_text_that_is_not_a_whole_number_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number"):
         non_negative_int(text)
-
-
-@given(st.integers(1, 10**6))
-def test_a_positive_number_is_read_and_zero_is_refused(value):
-    assert positive_int(str(value)) == value
-    with pytest.raises(argparse.ArgumentTypeError, match="must be 1 or more"):
-        positive_int("0")
 
 
 @given(st.floats(0, 1e6, allow_nan=False))

@@ -7,7 +7,7 @@ import pytest
 
 from hypothesis import given, strategies as st
 
-from assistant.temporal_eval import _forgetting_interval, _metrics, _pre_t0_sample, feedback_stream
+from assistant.temporal_eval import _forgetting_interval, _metrics, _pre_t0_sample, _relative_drop, feedback_stream
 from data.catalogue import Interaction
 
 
@@ -38,7 +38,7 @@ def _history(user: str, ratings: list[float]) -> list[Interaction]:
 
 @given(ratings=st.dictionaries(st.sampled_from([f"u{n}" for n in range(40)]),
                                st.lists(st.sampled_from([1.0, 3.0, 4.0, 5.0]), min_size=0, max_size=14), min_size=1),
-       n_chosen=st.integers(0, 10), n_skip=st.integers(0, 10), size=st.integers(1, 40), seed=st.integers(0, 3))
+       n_chosen=st.integers(0, 10), n_skip=st.integers(0, 10), size=st.integers(0, 40), seed=st.integers(0, 3))
 def test_the_forgetting_sample_takes_test_users_first_and_never_a_replay_user(ratings, n_chosen, n_skip,
                                                                                    size, seed):
     histories = {u: _history(u, r) for u, r in ratings.items()}
@@ -47,6 +47,7 @@ def test_the_forgetting_sample_takes_test_users_first_and_never_a_replay_user(ra
     count_before = {u: len(h) for u, h in histories.items()}
     sample = _pre_t0_sample(chosen, {u: histories[u] for u in chosen}, count_before, _Histories(histories),
                             skip, size, seed)
+    size = size or len(users)  # 0: every eligible user
     assert len(sample) <= size and not (set(sample) & skip)
     eligible_tested = [u for u in chosen if u not in skip and sum(x.rating >= 4 for x in histories[u]) >= 6]
     assert list(sample)[:len(eligible_tested)] == eligible_tested[:size]  # the test users come first
@@ -88,7 +89,7 @@ def test_the_forgetting_interval_brackets_the_forgetting(pairs):
     if not base:
         assert "forgetting_ci" not in detail
         return
-    forgetting = round(max(0.0, (base - sum(r for _, r in pairs) / len(pairs)) / base), 4)
+    forgetting = round(_relative_drop(stale, refreshed), 4)
     low, high = detail["forgetting_ci"]
     assert 0.0 <= low <= high and low - 1e-4 <= forgetting <= high + 1e-4  # 1e-4: both are rounded to 4 places
 
@@ -207,3 +208,17 @@ def test_a_world_reuses_only_the_sasrec_trained_on_the_same_interactions(ml100k,
     np.testing.assert_array_equal(scores[0], scores[1])
     assert second.sequential_report["item_vectors_in_chroma"] == first.sequential_report["item_vectors_in_chroma"]
     assert len(list(cache.iterdir())) == 2 and not list(cache.glob("*.partial"))
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), min_size=1, max_size=60))
+def test_forgetting_is_the_relative_drop_and_never_a_gain(pairs):
+    stale = [(s, 0.0) for s, _ in pairs]
+    other = [(o, 0.0) for _, o in pairs]
+    base, after = sum(s for s, _ in pairs) / len(pairs), sum(o for _, o in pairs) / len(pairs)
+    drop = _relative_drop(stale, other)
+    assert 0.0 <= drop <= 1.0
+    if base and after < base:
+        assert drop == pytest.approx((base - after) / base)
+    else:  # no loss, or nothing to lose
+        assert drop == 0.0
+    assert _relative_drop(stale, stale) == 0.0

@@ -11,7 +11,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from assistant.refresh_config import RefreshConfig  # noqa: E402
-from ui.cli_types import non_negative_float, non_negative_int, positive_float, positive_int  # noqa: E402
+from ui.cli_types import non_negative_float, non_negative_int, positive_float  # noqa: E402
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -278,8 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--refresh-lora-layers", type=non_negative_int, default=RefreshConfig.fresh_lora_layers,
                     help=f"temporal protocol: the refresh's fresh LoRA in the top n layers (default "
                          f"{RefreshConfig.fresh_lora_layers}; 0: every layer)")
-    ev.add_argument("--forgetting-users", type=positive_int, default=1000,
-                    help="temporal protocol: users in the pre-T0 forgetting sample (the test users first; default 1000)")
+    ev.add_argument("--forgetting-users", type=non_negative_int, default=0,
+                    help="temporal protocol: users in the pre-T0 forgetting sample (the test users first; default 0: "
+                         "every user with >= 5 interactions before T0 whose lists the refresh did not see; the "
+                         "forgetting on the first 1000, the sample up to stop 32, is reported beside it)")
     ev.add_argument("--feedback-from", choices=["known-users", "test-users"], default="known-users",
                     help="temporal protocol: whose stream (T0, T1] is replayed as feedback: every user with >= 5 "
                          "interactions up to T0 (default), or only the test users")

@@ -33,11 +33,3 @@ def positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
     return value
-
-
-def positive_int(text: str) -> int:
-    """An int >= 1."""
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more, got 0")
-    return value
