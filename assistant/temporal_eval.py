@@ -38,8 +38,8 @@ null otherwise.
 before T0 held out, ranked from their earlier history, the profile vector rebuilt from it: the
 stored one holds the held-out like). The sample is the test users plus other T0 users (>= 5
 interactions before T0; seeded) up to `forgetting_users` (0, the default: every such user): one
-held-out like per user hits the top 10 for about 7% of users, so even ML-1M's ~5,000 eligible users
-leave a relative drop uncertain by about +-6% (1,000 users, the sample up to stop 32: +-14%);
+held-out like per user hits the top 10 for about 7% of users, so even ML-1M's ~3,900 eligible users
+leave a relative drop uncertain by about +-7% (1,000 users, the sample up to stop 32: +-14%);
 `forgetting_detail.first_1000_users` is the forgetting on the sample's first 1,000 users, the
 measure up to stop 32, for comparison. The
 refresh's gate checks forgetting on the same kind of lists (served_replay) of data set users who left
@@ -416,7 +416,9 @@ def run_temporal(home: RuntimeHome, dataset_name: str, users: int, seed: int, js
                   if len(stale_pre) > former else None)
     if rejected_candidate is not None:  # and would it have forgotten?
         world.assistant.lm = ServingReranker(registry, background=False, log=log, pinned=refresh["version"])
-        rejected_pre = [_metrics(with_lm(pool, earlier), target) for pool, earlier, target in pre_pools]
+        rejected_pre = [_metrics(with_lm(pool, earlier), target) for pool, earlier, target in
+                        tqdm(pre_pools, desc="forgetting sample, the rejected adapter", unit="user", mininterval=10,
+                             disable=not progress)]
         world.assistant.lm = lm
         rejected_candidate["forgetting"] = round(_relative_drop(stale_pre, rejected_pre), 4)
         log(f"the rejected adapter's forgetting: {rejected_candidate['forgetting']}")
