@@ -89,7 +89,7 @@ def test_the_forgetting_interval_brackets_the_forgetting(pairs):
     if not base:
         assert "forgetting_ci" not in detail
         return
-    forgetting = round(_relative_drop(stale, refreshed), 4)
+    forgetting = round(max(0.0, (base - sum(r for _, r in pairs) / len(pairs)) / base), 4)
     low, high = detail["forgetting_ci"]
     assert 0.0 <= low <= high and low - 1e-4 <= forgetting <= high + 1e-4  # 1e-4: both are rounded to 4 places
 
