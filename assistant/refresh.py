@@ -24,9 +24,9 @@
    computed once per list and fused with any weight for free, so choosing w costs no scoring.
    It promotes only if the candidate's pairwise AUC (the share of the other shown items ranked below
    the liked one) gains on held-out feedback lists (point estimate) and on held-out feedback and replay
-   lists pooled (the low end of a 95% bootstrap interval above the margin), and its replay AUC cannot
-   have dropped by more than the tolerance (the low end of the interval of its change: non-inferiority).
-   Fewer scored lists give a wider interval, never a looser rule.
+   lists pooled (the low end of a 95% bootstrap interval above the margin), and its replay AUC has not
+   dropped by more than the tolerance (relative; its point estimate, or with `replay_check="interval"`
+   the low end of its interval). Fewer scored lists give a wider pooled interval, never a looser rule.
 4. One budget (`budget_minutes`, 9.5 by default) bounds the whole refresh: training ends early
    enough to leave the gate its `gate_minutes`, and the gate gets what is left, up to those.
 5. The candidate is always kept as a version (with its gate numbers and every list the gate scored,
@@ -290,8 +290,8 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
     """Promote when the candidate puts the target above more of the other shown items (pairwise AUC) on
     held-out feedback lists (the point estimate: more feedback was ranked better than not) and on held-out
     feedback and served replay lists together (the low end of a 95% paired bootstrap interval over users
-    above `margin`), and on replay lists its AUC cannot have dropped by more than the tolerance (relative;
-    the low end of the interval of its change: a non-inferiority test).
+    above `margin`), and on replay lists its AUC has not dropped by more than the tolerance (relative; the
+    point estimate of its change, or with `replay_check="interval"` the low end of its interval).
 
     Why this rule (README, "Measured"): held-out feedback lists alone confirmed real gains on only half
     the temporal seeds (their interval straddled zero where the candidate lifted the test users by 6-25%),
@@ -301,7 +301,11 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
     the poisoned refreshes (random likes). NDCG@10 is reported, not judged: of one target among 20 it moves
     only when the target crosses into or within the top 10, so at a few hundred lists its interval rarely
     clears zero for a real gain, and on 300 replay lists its relative change has a standard error of about
-    2%, as large as the tolerance."""
+    2%, as large as the tolerance. The same holds for the replay AUC's change: its interval's half-width
+    is 1.5-5% at 300 lists, so until stop 34 the non-inferiority check on its low end passed only
+    candidates whose replay AUC rose, and it rejected seed 10's candidate (1.098 x stale served anyway,
+    forgetting 0.000 on 3,915 users); the point check is the issue's "does not regress beyond a tolerance",
+    and the temporal protocol measures forgetting itself on every eligible pre-T0 user."""
     out = {"held_out_lists": len(held), "held_out_users": len(set(held.users)) if held.users else len(held),
            "replay_lists": len(replay), "margin": config.margin, "tolerance": config.tolerance,
            "interval": "95% paired bootstrap over users (all of a drawn user's lists), 2,000 resamples"}
@@ -319,15 +323,19 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
     # a few dozen heavy users give most lists: the intervals resample users, not lists
     out["held_out_ndcg@10"], out["held_out_auc"] = compared(held, held.ndcg), compared(held, held.auc)
     auc = out["held_out_auc"]
-    replay_drop = 0.0  # the largest relative replay AUC drop its interval allows
+    replay_drop = 0.0  # the relative replay AUC drop the replay check judges
     if len(replay):
         cand, base = float(replay.ndcg(replay.candidate).mean()), float(replay.ndcg(replay.serving).mean())
         out["replay_ndcg@10"] = {"candidate": cand, "serving": base,
                                  "relative_drop": (base - cand) / base if base > 0 else 0.0}
         replay_auc = compared(replay, replay.auc)
         serving_auc = replay_auc["serving"]
-        replay_drop = max(0.0, -replay_auc["ci_low"] / serving_auc) if serving_auc > 0 else 0.0
-        out["replay_auc"] = {**replay_auc, "largest_relative_drop": replay_drop}
+        relative_drop = max(0.0, -replay_auc["mean_diff"] / serving_auc) if serving_auc > 0 else 0.0
+        largest_drop = max(0.0, -replay_auc["ci_low"] / serving_auc) if serving_auc > 0 else 0.0
+        out["replay_auc"] = {**replay_auc, "relative_drop": relative_drop, "largest_relative_drop": largest_drop,
+                             "check": config.replay_check}
+        replay_drop = relative_drop if config.replay_check == "point" else largest_drop
+    drop_read = "its point estimate" if config.replay_check == "point" else "its interval's low end"
     pooled = out["pooled_auc"] = pooled_auc(held, replay, config.seed)
     evidence = (f"AUC held-out {auc['mean_diff']:+.4f} [{auc['ci_low']:+.4f}, {auc['ci_high']:+.4f}], "
                 f"pooled with replay {pooled['mean_diff']:+.4f} [{pooled['ci_low']:+.4f}, {pooled['ci_high']:+.4f}]; "
@@ -336,13 +344,13 @@ def gate_decision(held: Judged, replay: Judged, config: RefreshConfig) -> dict:
         return {**out, "decision": "rejected", "reason": f"{evidence}: no held-out AUC gain"}
     if replay_drop > config.tolerance:
         return {**out, "decision": "rejected",
-                "reason": f"{evidence}; replay AUC may drop {replay_drop:.1%} (its interval's low end; > tolerance "
+                "reason": f"{evidence}; replay AUC drops {replay_drop:.1%} ({drop_read}; > tolerance "
                           f"{config.tolerance:.0%})"}
     if pooled["ci_low"] <= config.margin:
         return {**out, "decision": "rejected",
                 "reason": f"{evidence}: the pooled AUC interval is not above the margin {config.margin:g}"}
     return {**out, "decision": "promoted",
-            "reason": f"{evidence}; replay AUC drops at most {replay_drop:.1%} (interval), NDCG@10 "
+            "reason": f"{evidence}; replay AUC drops {replay_drop:.1%} ({drop_read}), NDCG@10 "
                       f"{-out.get('replay_ndcg@10', {}).get('relative_drop', 0.0):+.1%}"}
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from finetune.lora_layers import check_lora_layers
 
 
+REPLAY_CHECKS = ("point", "interval")
+
+
 @dataclass(frozen=True)
 class RefreshConfig:
     model: str = "smollm2"
@@ -24,7 +27,11 @@ class RefreshConfig:
     min_held_out: int = 20  # fewer held-out feedback lists than this: nothing is promoted
     min_held_out_users: int = 5  # nor from fewer users (the interval resamples users)
     margin: float = 0.0  # the pooled AUC gain's 95% interval must start above this (absolute AUC)
-    tolerance: float = 0.02  # largest relative replay AUC drop the gate's interval may allow
+    tolerance: float = 0.02  # largest relative replay AUC drop the gate allows
+    # how the gate reads the replay AUC's relative change against the tolerance: "point", its estimate (since
+    # stop 34), or "interval", the low end of its 95% interval (non-inferiority; at 300 replay lists that
+    # interval is 1.5-5% wide on each side, wider than the tolerance, so it passed only candidates whose replay rose)
+    replay_check: str = "point"
     replay_eval_users: int = 300  # replay lists offered to the gate (both folds)
     min_fit_feedback: int = 10  # fewer feedback lists than this in a fold: its weight is chosen on replay lists alone
     max_gate_lists: int | None = 500  # held-out feedback lists offered to the gate (seeded sample above this)
@@ -39,6 +46,8 @@ class RefreshConfig:
 
     def __post_init__(self):
         check_lora_layers(self.fresh_lora_layers, "fresh_lora_layers")
+        if self.replay_check not in REPLAY_CHECKS:
+            raise ValueError(f"replay_check must be one of {', '.join(REPLAY_CHECKS)}, got {self.replay_check!r}")
         for name in ("max_gate_lists", "max_gate_lists_per_user"):  # None: no cap
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

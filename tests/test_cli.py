@@ -78,9 +78,14 @@ def test_refresh_options_default_to_the_refresh_config():
 
     assert refresh_config(build_parser().parse_args(["refresh"])) == RefreshConfig()
     chosen = refresh_config(build_parser().parse_args(["refresh", "--lora-layers", "0", "--budget-minutes", "0",
-                                                       "--gate-minutes", "3", "--tolerance", "0.05"]))
-    assert (chosen.fresh_lora_layers, chosen.budget_minutes, chosen.gate_minutes, chosen.tolerance) == (None, None, 3.0,
-                                                                                                         0.05)
+                                                       "--gate-minutes", "3", "--tolerance", "0.05",
+                                                       "--replay-check", "interval"]))
+    assert (chosen.fresh_lora_layers, chosen.budget_minutes, chosen.gate_minutes, chosen.tolerance,
+            chosen.replay_check) == (None, None, 3.0, 0.05, "interval")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["refresh", "--replay-check", "median"])
+    with pytest.raises(ValueError, match="replay_check must be one of point, interval"):
+        RefreshConfig(replay_check="median")
     evaluation = build_parser().parse_args(["eval", "--protocol", "temporal"])
     assert (evaluation.refresh_minutes, evaluation.refresh_lora_layers) == (RefreshConfig.minutes,
                                                                             RefreshConfig.fresh_lora_layers)

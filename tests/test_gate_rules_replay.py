@@ -1,10 +1,12 @@
-"""The gate's pooled-AUC rule against the held-out interval rule it replaced (bench/gate_rules.py),
-and which of a gate's kept lists a replay keeps (per-user cap)."""
+"""The gate's pooled-AUC rule against the held-out interval rule it replaced (bench/gate_rules.py), its
+replay check on the point estimate against the interval check it replaced, and which of a gate's kept
+lists a replay keeps (per-user cap)."""
 from __future__ import annotations
 
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from hypothesis import given, strategies as st
 from assistant.refresh import Judged, RefreshConfig, gate_decision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from gate_rules import capped_per_user, held_out_interval_decision, replay_point_decision  # noqa: E402
+from gate_rules import capped_per_user, held_out_interval_decision  # noqa: E402
 
 rows_strategy = st.lists(st.fixed_dictionaries({"kind": st.sampled_from(["held_out", "replay"]),
                                                 "user": st.sampled_from(["a", "b", "c", "d"])}), max_size=40)
@@ -92,8 +94,9 @@ def test_the_held_out_interval_rule_promotes_what_its_lists_confirm():
     assert gate["held_out_auc"]["ci_low"] > 0 and former == gate["decision"] == "promoted"
 
 
-def test_the_replay_point_rule_passes_a_noisy_flat_replay_the_interval_turns_down_but_not_a_loss():
+def test_the_gates_point_check_passes_a_noisy_flat_replay_the_interval_rule_turns_down_but_not_a_loss():
     config = RefreshConfig(min_held_out=3, min_held_out_users=2)
+    interval = replace(config, replay_check="interval")
     rng = np.random.default_rng(2)
     serving = rng.integers(4, 18, 200)
     held = _judged(serving - 3, serving, "h")  # a clear held-out gain
@@ -101,11 +104,10 @@ def test_the_replay_point_rule_passes_a_noisy_flat_replay_the_interval_turns_dow
     noisy = _judged(replay_serving + np.tile([-3, -3, 3, 3], 21), replay_serving, "r")  # no change on average
     gate = gate_decision(held, noisy, config)
     assert abs(gate["replay_auc"]["mean_diff"]) < 0.01 and gate["replay_auc"]["largest_relative_drop"] > 0.02
-    assert gate["decision"] == "rejected" and replay_point_decision(gate, config)["decision"] == "promoted"
+    assert gate["decision"] == "promoted" and gate_decision(held, noisy, interval)["decision"] == "rejected"
     worse = _judged(replay_serving + 2, replay_serving, "r")  # every replay target two places lower
     gate = gate_decision(held, worse, config)
-    assert gate["replay_auc"]["mean_diff"] / gate["replay_auc"]["serving"] < -0.02
-    assert replay_point_decision(gate, config)["decision"] == "rejected"
+    assert gate["replay_auc"]["relative_drop"] > 0.02 and gate["decision"] == "rejected"
 
 
 def _gate_rows(n_users: int, seed: int) -> list[dict]:

@@ -62,23 +62,40 @@ def test_gate_rules():
     assert gate_decision(_judged(better, worse), replay, replace(config, margin=gain["ci_low"]))["decision"] == "rejected"
 
 
-def test_the_replay_check_is_a_non_inferiority_interval_on_auc():
+def test_the_replay_check_is_on_auc_by_its_point_estimate_or_optionally_its_interval():
     """Replay NDCG@10 of one target moves in steps of a top-10 crossing: a replay set can lose 3.7% of it
     to two lists slipping from first to second while its AUC gains; and it can keep NDCG@10 while every
-    target falls from 11th to 20th. The gate judges replay on AUC's interval, and reports NDCG@10."""
+    target falls from 11th to 20th. The gate judges replay on AUC's relative change (its point estimate;
+    with replay_check="interval", its 95% interval's low end), and reports NDCG@10."""
     config = RefreshConfig(min_held_out=3, margin=0.01, tolerance=0.02)
+    interval = replace(config, replay_check="interval")
     held = _judged([1, 2, 3, 2, 1, 4], [3, 6, 12, 9, 2, 15])
     slips = _judged([2, 2] + [1] * 18 + [12] * 20, [1] * 20 + [15] * 20)
-    gate = gate_decision(held, slips, config)
-    assert gate["replay_ndcg@10"]["relative_drop"] > config.tolerance  # the old point check would reject it
-    assert gate["replay_auc"]["ci_low"] > 0 and gate["decision"] == "promoted"
-    sinks = gate_decision(held, _judged([20] * 40, [11] * 40), config)
-    assert sinks["replay_ndcg@10"]["relative_drop"] == 0.0  # invisible to NDCG@10
-    assert sinks["replay_auc"]["largest_relative_drop"] > config.tolerance and sinks["decision"] == "rejected"
-    assert "replay AUC may drop" in sinks["reason"]
-    # a drop inside the tolerance passes only if the interval excludes more: a few noisy lists do not
-    noisy = gate_decision(held, _judged([1, 20, 1, 20], [20, 1, 1, 20]), config)
-    assert noisy["replay_auc"]["mean_diff"] == 0.0 and noisy["decision"] == "rejected"
+    for check in (config, interval):
+        gate = gate_decision(held, slips, check)
+        assert gate["replay_ndcg@10"]["relative_drop"] > config.tolerance  # a point check on NDCG would reject it
+        assert gate["replay_auc"]["ci_low"] > 0 and gate["decision"] == "promoted"
+        sinks = gate_decision(held, _judged([20] * 40, [11] * 40), check)
+        assert sinks["replay_ndcg@10"]["relative_drop"] == 0.0  # invisible to NDCG@10
+        assert sinks["replay_auc"]["relative_drop"] > config.tolerance and sinks["decision"] == "rejected"
+        assert "replay AUC drops" in sinks["reason"] and sinks["replay_auc"]["check"] == check.replay_check
+    # no change on average over a few noisy lists: the point check passes it, the interval's low end does not
+    held = _judged(np.tile([1, 2, 3, 2, 1, 4], 5), np.tile([3, 6, 12, 9, 2, 15], 5))
+    noisy_replay = _judged(np.tile([1, 20, 1, 20, 2, 2], 2), np.tile([20, 1, 1, 20, 2, 2], 2))
+    noisy = gate_decision(held, noisy_replay, config)
+    assert noisy["replay_auc"]["mean_diff"] == 0.0 and noisy["replay_auc"]["relative_drop"] == 0.0
+    assert noisy["replay_auc"]["largest_relative_drop"] > config.tolerance
+    assert noisy["decision"] == "promoted", noisy["reason"]
+    refused = gate_decision(held, noisy_replay, interval)
+    assert refused["decision"] == "rejected" and "interval's low end" in refused["reason"]
+    # a small loss inside the tolerance passes the point check; one just beyond it does not
+    serving = np.tile(np.arange(2, 20), 10)
+    one_in_ten_lower = serving + np.tile([1] + [0] * 9, 18)
+    within = gate_decision(held, _judged(one_in_ten_lower, serving), config)
+    assert 0 < within["replay_auc"]["relative_drop"] < 0.02 and within["decision"] == "promoted", within["reason"]
+    one_in_two_lower = serving + np.tile([1, 0], 90)
+    beyond = gate_decision(held, _judged(one_in_two_lower, serving), config)
+    assert beyond["replay_auc"]["relative_drop"] > 0.02 and beyond["decision"] == "rejected"
 
 
 @given(st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20)), min_size=1, max_size=60), st.integers(2, 20))

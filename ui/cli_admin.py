@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from assistant.refresh_config import RefreshConfig
+from assistant.refresh_config import REPLAY_CHECKS, RefreshConfig
 from ui.cli_types import non_negative_float, non_negative_int, positive_float
 
 
@@ -110,6 +110,7 @@ def refresh_config(args) -> RefreshConfig:
     """The parsed `recsys refresh` options (0 meaning "no limit" or "every layer") as a RefreshConfig."""
     return RefreshConfig(model=args.model, minutes=args.minutes, max_examples=args.max_examples,
                          min_new_events=args.min_events, margin=args.margin, tolerance=args.tolerance,
+                         replay_check=args.replay_check,
                          threads=args.threads, seed=args.seed,
                          fresh_lora_layers=args.lora_layers if args.lora_layers > 0 else None,
                          gate_minutes=args.gate_minutes if args.gate_minutes > 0 else None,
@@ -148,7 +149,10 @@ def register_refresh(sub) -> None:
     refresh.add_argument("--margin", type=float, default=RefreshConfig.margin,
                          help="AUC gain the low end of the pooled (held-out feedback + replay) 95%% interval must exceed")
     refresh.add_argument("--tolerance", type=float, default=RefreshConfig.tolerance,
-                         help="largest relative replay AUC drop the 95%% interval may allow (non-inferiority)")
+                         help=f"largest relative replay AUC drop the gate allows (default {RefreshConfig.tolerance:g})")
+    refresh.add_argument("--replay-check", choices=REPLAY_CHECKS, default=RefreshConfig.replay_check,
+                         help="judge the replay AUC drop by its point estimate (default) or by the low end of its 95%% "
+                              "interval (non-inferiority: at a few hundred replay lists it passes only a replay gain)")
     refresh.add_argument("--threads", type=int, help="torch threads (leave a core to serving)")
     refresh.add_argument("--lora-layers", type=non_negative_int, default=RefreshConfig.fresh_lora_layers,
                          help=f"with no serving adapter yet, LoRA in the top n layers only (default "
