@@ -40,6 +40,10 @@ class Run:
     refresh_seconds: float
     decision: str
 
+    @property
+    def users(self) -> int:
+        return len(self.per_user["stale"])
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -69,8 +73,8 @@ def load_run(path: Path) -> Run:
         users = result["per_user_ndcg@10"]["users"]
         forgetting = float(result["forgetting"])
         refresh_seconds = float(result["refresh_seconds"])
-        decision = str(result.get("refresh", {}).get("decision", "unknown"))
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        decision = str((result.get("refresh") or {}).get("decision", "unknown"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise SystemExit(f"{path}: not a temporal result with per-user NDCG@10 ({error!r})") from None
     if any(len(values) != len(users) for values in per_user.values()) or not users:
         raise SystemExit(f"{path}: per-user lists do not match its {len(users)} users")
@@ -88,24 +92,29 @@ def verdict(runs: list[Run]) -> Verdict:
     lift = means["refreshed"] / means["stale"] if means["stale"] > 0 else float("inf")
     worst_forgetting = max(run.forgetting for run in runs)
     longest = max(run.refresh_seconds for run in runs)
-    return Verdict(len(runs), sum(len(run.per_user["stale"]) for run in runs), means["stale"], means["immediate"],
+    return Verdict(len(runs), sum(run.users for run in runs), means["stale"], means["immediate"],
                    means["refreshed"], lift, means["refreshed"] - means["immediate"], worst_forgetting, longest,
                    lift_met=lift >= TARGET_LIFT, refresh_adds_met=means["refreshed"] > means["immediate"],
                    forgetting_met=worst_forgetting <= MAX_FORGETTING, refresh_time_met=longest <= MAX_REFRESH_SECONDS)
 
 
 def bootstrap_intervals(runs: list[Run], resamples: int = RESAMPLES, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """95% intervals of the pooled ratio and difference, each run's users resampled within that run."""
+    """95% intervals of the pooled ratio and difference, each run's users resampled within that run.
+
+    Not `assistant.metrics.paired_bootstrap_ci`: that resamples one pool of users for a difference, while
+    this keeps every run's share of users fixed (the runs are strata) and also gives the ratio.
+    """
     rng = np.random.default_rng(seed)
+    total_users = sum(run.users for run in runs)
     ratios, differences = [], []
     for _ in range(resamples):
         sums = dict.fromkeys(CONFIGURATIONS, 0.0)
         for run in runs:
-            drawn = rng.integers(0, len(run.per_user["stale"]), len(run.per_user["stale"]))
+            drawn = rng.integers(0, run.users, run.users)
             for name in CONFIGURATIONS:
                 sums[name] += float(run.per_user[name][drawn].sum())
         ratios.append(sums["refreshed"] / sums["stale"] if sums["stale"] > 0 else np.inf)
-        differences.append((sums["refreshed"] - sums["immediate"]) / sum(len(run.per_user["stale"]) for run in runs))
+        differences.append((sums["refreshed"] - sums["immediate"]) / total_users)
     return {"refreshed_vs_stale": tuple(float(x) for x in np.percentile(ratios, [2.5, 97.5])),
             "refreshed_minus_immediate": tuple(float(x) for x in np.percentile(differences, [2.5, 97.5]))}
 

@@ -84,3 +84,11 @@ def test_malformed_result_files_get_a_clear_message(tmp_path):
                                                            "refreshed": [0.1]}, "forgetting": 0.0, "refresh_seconds": 1}))
     with pytest.raises(SystemExit, match="do not match"):
         load_run(mismatched)
+
+
+def test_a_result_without_a_refresh_loads_with_an_unknown_decision(tmp_path):
+    result = tmp_path / "no_refresh.json"
+    result.write_text(json.dumps({"per_user_ndcg@10": {"users": ["a"], "stale": [0.1], "immediate": [0.1],
+                                                       "refreshed": [0.1]}, "forgetting": 0.0, "refresh_seconds": 1,
+                                  "refresh": None}))
+    assert load_run(result).decision == "unknown"
