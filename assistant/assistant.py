@@ -52,7 +52,7 @@ class Session:
 
 @dataclass
 class Reply:
-    kind: str  # recommendations | cold_start | off_topic | greeting | reset | error
+    kind: str  # recommendations | cold_start | missing | off_topic | greeting | reset | error
     text: str
     items: list[Recommendation] = field(default_factory=list)
     request: Request | None = None
@@ -182,9 +182,15 @@ class Assistant:
             self._record(session, item_id, DISLIKE, {"source": "rejected in chat",
                                                      "query": session.state.query_text})
             preface.append(f"Dropped {self.recommender.items[item_id].label}; it will not come back.")
+        request = turn.request
+        if request.unresolved_references and not request.references and not request.about \
+                and request.constraints.is_empty():
+            # "like Inception" with Inception missing: say so, never answer with an unrelated list
+            text = " ".join(preface + [_sentence(n) for n in request.notes]
+                            + ["Name another film, or tell me what you are in the mood for."])
+            return Reply("missing", text, [], request)
         history = self.history(session)
         _, disliked = self.feedback_state(session.user_id)
-        request = turn.request
         result = self.recommender.recommend_request(
             request, history, session.user_id, k, exclude=set(session.shown) | disliked,
             rerank=self._reranker(disliked, history), pool=max(3 * k, 30))
@@ -223,7 +229,7 @@ class Assistant:
             if self.lm is not None:
                 chosen = self.lm_order(request, chosen, history)
             ids = [item.item_id for item, _ in chosen]
-            vectors = self.recommender.item_vectors(ids + sorted(disliked))
+            vectors = self.recommender.similarity_vectors(ids + sorted(disliked))
             if any(i not in vectors for i in ids):
                 return chosen[:k]
             matrix = np.stack([vectors[i] for i in ids])
@@ -243,6 +249,7 @@ class Assistant:
         state = session.state
         request = turn.request
         state.query_text = request.text
+        state.about = request.about
         state.constraints = request.constraints
         state.references = request.references
         state.reference_labels = request.reference_labels
@@ -259,7 +266,7 @@ class Assistant:
             parts.append(f"Looking for: {request.constraints.describe()}.")
         if request.reference_labels:
             parts.append("In the vein of " + _join(list(request.reference_labels)) + ".")
-        parts.extend(note[0].upper() + note[1:] + "." for note in request.notes)
+        parts.extend(_sentence(note) for note in request.notes)
         if returned == 0:
             parts.append("Nothing left in the catalogue matches all of that. Try loosening a constraint, or say "
                          "'start over'.")
@@ -303,6 +310,11 @@ class Assistant:
                     session.user_id, vector, LIKE_RATING if value == LIKE else DISLIKE_RATING,
                     int(event.timestamp), on_profile_clock=True)
         return event.event_id, stored
+
+
+def _sentence(note: str) -> str:
+    note = note[0].upper() + note[1:]
+    return note if note.endswith(("?", "!", ".")) else note + "."
 
 
 def _join(labels: list[str]) -> str:

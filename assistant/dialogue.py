@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from assistant.request_parser import Request, RequestParser, TitleEntry
+from assistant.request_parser import Request, RequestParser, TitleEntry, content_words
 from data.summaries import match_key
 from retrieval.filters import Constraints
 
@@ -56,7 +56,7 @@ MOOD_GENRES = {
 _LESS_MOOD = re.compile(rf"\b(?:less|not so|not as|not too|nothing too|nothing|fewer|no)\s+(?P<mood>{'|'.join(MOOD_GENRES)})\b",
                         re.IGNORECASE)
 _LIGHTER = re.compile(r"\b(?:lighter|light-hearted|lighthearted|feel-good|feel good|cheerful|happier)\b", re.IGNORECASE)
-_LESS_GENRE = re.compile(r"\bless\s+(?P<word>[\w'-]+(?:\s+fiction)?)", re.IGNORECASE)
+_LESS_GENRE = re.compile(r"\bless\s+(?!than\b)(?P<word>[\w'-]+(?:\s+fiction)?)", re.IGNORECASE)
 _FUNNIER = re.compile(r"\b(?:funnier|more funny|more comedy|more humou?r)\b", re.IGNORECASE)
 _SCARIER = re.compile(r"\b(?:scarier|more scary|creepier)\b", re.IGNORECASE)
 
@@ -68,7 +68,7 @@ _TITLE_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&|\bor\b|\bplus\b|\bas well as\b)\
 _TITLE_TAIL = re.compile(r"\s+(?:a lot|so much|very much|too|as well|the most|movies?|films?)\s*[.!]*$", re.IGNORECASE)
 
 MOVIE_CUES = re.compile(r"\b(?:movies?|films?|flicks?|cinema|watch|watching|recommend\w*|suggest\w*|something|"
-                        r"anything|show me|see|pick|tonight|classic|classics|blockbusters?|sequels?|"
+                        r"anything|show me|see|pick|tonight|surprise|bored|classic|classics|blockbusters?|sequels?|"
                         r"plot|story|stories|actor|actress|director|starring|mood|genre|like|similar|"
                         r"ones?|more|less|older|newer|recent|funny|sad|dark|light|good|great|best)\b",
                         re.IGNORECASE)
@@ -88,6 +88,7 @@ GREETING = re.compile(r"^\s*(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon
 class ConversationState:
     """What a turn needs to know about the conversation before it."""
     query_text: str = ""
+    about: str = ""  # what the conversation's request is about (Request.about)
     constraints: Constraints = field(default_factory=Constraints)
     references: tuple[str, ...] = ()
     reference_labels: tuple[str, ...] = ()
@@ -287,6 +288,7 @@ def interpret(text: str, state: ConversationState, parser: RequestParser) -> Tur
     something_else = bool(_SOMETHING_ELSE.search(clean))
     references = tuple(similar) + request.references
     substantive = bool(references or request.constraints.genres_all or request.constraints.genres_any
+                       or request.constraints.has_facts()
                        or _content_words(request.text))
     refinement = bool(similar or rejected or relative or something_else or notes
                       or not request.constraints.is_empty())
@@ -312,29 +314,18 @@ def interpret(text: str, state: ConversationState, parser: RequestParser) -> Tur
     else:
         ref_ids, ref_labels = state.references, state.reference_labels
     query_text = request.text if substantive and _content_words(request.text) else state.query_text
+    about = request.about if substantive and request.about else ("" if substantive else state.about)
     effective = Request(text=query_text or request.text or clean, constraints=merged, references=ref_ids,
                         reference_labels=tuple(label for label in ref_labels if label),
                         unresolved_references=request.unresolved_references,
-                        notes=tuple(notes) + request.notes)
+                        notes=tuple(notes) + request.notes, about=about, suggestions=request.suggestions)
     kind = "request" if substantive or not state.turns else "refine"
     return Turn(kind, effective, rejected=rejected, substantive=substantive)
 
 
-_STOPWORDS = set("""a an the and or but so of to in on at for with from by about as is are was were be been it its
-this that these those one ones i me my we us you your please some any more less other another else again just
-really very can could would should will want wanted like likes looking look find give show tell me something
-anything movie movies film films watch see maybe perhaps also too not no nothing without hmm ok okay yes yeah
-what which who how why when where do does did have has had get got let lets let's same kind sort type
-older newer earlier later recent ones classic""".split())
-
-
 def _content_words(text: str) -> list[str]:
-    """Words that carry a topic of their own: not stop words, genre words, moods or years."""
-    genre_tokens = {t for words in _genre_words().values() for w in words for t in w.lower().split()}
-    skip = _STOPWORDS | genre_tokens | set(MOOD_GENRES) | {"early", "mid", "late", "decade", "century", "before",
-                                                          "after", "since", "until", "between", "eighties",
-                                                          "nineties", "seventies", "sixties", "fifties"}
-    return [w for w in re.findall(r"[a-z][a-z'-]{2,}", text.lower()) if w not in skip]
+    """Words that carry a topic of their own: not filler, genre words, moods or years."""
+    return content_words(text, frozenset(MOOD_GENRES))
 
 
 def _genre_words() -> dict[str, tuple[str, ...]]:

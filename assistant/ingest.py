@@ -11,8 +11,10 @@ from tqdm import tqdm
 from data.datasets import build_custom, build_movielens
 from data.home import RuntimeHome
 from data.store import Dataset
+from retrieval.collaborative import CollaborativeModel, build_collaborative, interactions_fingerprint
 from retrieval.embedder import Embedder
 from retrieval.item_index import ItemIndex, SyncReport
+from retrieval.passages import PassageIndex
 from retrieval.profiles import ProfileStore, ProfileWeights, build_profile
 
 
@@ -25,6 +27,8 @@ class IngestReport:
     sync: SyncReport
     summary_coverage: tuple[int, int] | None
     seconds: float
+    facts: str | None = None  # the film facts join coverage, described
+    collaborative: str | None = None  # what the collaborative space was built from, or why it was kept
 
     def describe(self) -> str:
         lines = [f"{self.dataset}: {self.items} items, {self.interactions} interactions, {self.users} user profiles",
@@ -33,6 +37,10 @@ class IngestReport:
         if self.summary_coverage:
             matched, total = self.summary_coverage
             lines.append(f"Wikipedia summaries: {matched}/{total} items ({matched / total:.1%})")
+        if self.facts:
+            lines.append(self.facts)
+        if self.collaborative:
+            lines.append(self.collaborative)
         lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -43,6 +51,7 @@ def index_dataset(dataset: Dataset, client, embedder: Embedder, weights: Profile
     vocabulary = sorted({s for item in items for s in item.genre_slugs})
     index = ItemIndex(client, dataset.name)
     sync = index.sync(items, embedder, vocabulary, progress=progress)
+    PassageIndex(client, dataset.name).sync(items, embedder, progress=progress)
     users, item_ids, ratings, times = dataset.interaction_arrays()
     profiles = ProfileStore(client, dataset.name, weights)
     if len(users) == 0:
@@ -59,14 +68,53 @@ def index_dataset(dataset: Dataset, client, embedder: Embedder, weights: Profile
     return sync, len(users), len(built)
 
 
+COLLABORATIVE_KIND = "cf_items"
+
+
+def collaborative_index(client, dataset: str) -> ItemIndex:
+    return ItemIndex(client, dataset, kind=COLLABORATIVE_KIND, space="ip")
+
+
+def build_collaborative_space(home: RuntimeHome, dataset: Dataset, client, progress: bool = True) -> str:
+    """The EASE model and its item vectors in Chroma; rebuilt only when the interactions changed.
+    Returns a line for the ingest report."""
+    items = dataset.items()
+    users, item_ids, ratings, _ = dataset.interaction_arrays()
+    directory = home.collaborative_model(dataset.name)
+    index = collaborative_index(client, dataset.name)
+    if len(users) == 0:
+        return "collaborative space: no interactions; requests are served from text and facts"
+    fingerprint = interactions_fingerprint(users, item_ids, ratings)
+    try:
+        model = CollaborativeModel.load(directory)
+        reused = model.meta.get("fingerprint") == fingerprint and model.item_ids == [i.item_id for i in items]
+    except (FileNotFoundError, ValueError):
+        reused = False
+    if not reused:
+        explicit = len(set(np.unique(ratings).tolist())) > 1
+        with tqdm(total=1, desc="collaborative space (EASE)", disable=not progress) as bar:
+            model = build_collaborative([i.item_id for i in items], users, item_ids, ratings,
+                                        like_threshold=4.0 if explicit else None)
+            model.meta["fingerprint"] = fingerprint
+            model.save(directory)
+            bar.update()
+    if not reused or index.count() != len(items):
+        vocabulary = sorted({s for item in items for s in item.genre_slugs})
+        index.put_vectors(items, np.asarray(model.vectors), vocabulary)
+    state = "unchanged, kept" if reused else f"built in {model.meta['seconds']:.1f} s"
+    return (f"collaborative space: EASE on {model.meta['likes']:,} likes of {model.meta['users']:,} users, "
+            f"{len(items):,} item vectors in Chroma ({state})")
+
+
 def ingest_movielens(home: RuntimeHome, name: str, client, embedder: Embedder, weights: ProfileWeights,
                      progress: bool = True) -> IngestReport:
     started = time.perf_counter()
-    coverage = build_movielens(home, name)
+    coverage, facts = build_movielens(home, name)
     dataset = Dataset(home.dataset_db(name))
     sync, interactions, users = index_dataset(dataset, client, embedder, weights, progress)
+    collaborative = build_collaborative_space(home, dataset, client, progress)
     return IngestReport(name, dataset.item_count(), interactions, users, sync, (coverage.matched, coverage.items),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, facts.describe(), collaborative)
 
 
 def ingest_files(home: RuntimeHome, name: str, catalogue: Path, interactions: Path | None, client,
@@ -75,5 +123,6 @@ def ingest_files(home: RuntimeHome, name: str, catalogue: Path, interactions: Pa
     build_custom(home, name, catalogue, interactions)  # validates everything before writing anything
     dataset = Dataset(home.dataset_db(name))
     sync, n_interactions, users = index_dataset(dataset, client, embedder, weights, progress)
+    collaborative = build_collaborative_space(home, dataset, client, progress)
     return IngestReport(name, dataset.item_count(), n_interactions, users, sync, None,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, None, collaborative)

@@ -13,6 +13,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
+from assistant.fact_requests import FactParser
 from data.summaries import match_key
 from retrieval.filters import Constraints
 
@@ -58,6 +59,7 @@ _REFERENCE = re.compile(r"\b(?:more like|something like|similar to|movies? like|
 _REFERENCE_END = re.compile(r"[,;!?]|\.(?:\s|$)|\s(?:but|though|although|and not|without|with no|from the|"
                             r"from|in the|set in|before|after|since|between|only|except|which|that|"
                             r"less|more|no|not)\s", re.IGNORECASE)
+_LIST_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&|\bor\b|\bplus\b)\s*", re.IGNORECASE)
 _NOT_A_REFERENCE = re.compile(r"\b(?:i|i'd|id|we|we'd|you|they|would|really|also|do|don't|dont|d)\s*$")
 _DECADE = re.compile(r"(?<!\d)(?:'|’)?(?P<century>19|20)?(?P<decade>\d)0'?s\b")
 _YEAR = r"(?:18[89]\d|19\d\d|20\d\d)"
@@ -114,6 +116,10 @@ class Request:
     reference_labels: tuple[str, ...] = ()
     unresolved_references: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # What the request is about, in its own words: the text without the films it names, its fact and
+    # year phrases and filler. Empty when it says nothing about content ("surprise me", "like Heat").
+    about: str = ""
+    suggestions: tuple[str, ...] = ()  # close catalogue titles for a named film that is missing
 
 
 def _word_pattern(word: str) -> str:
@@ -152,8 +158,31 @@ def _bound(token: str) -> tuple[int, int]:
     return start, start + 9
 
 
+# Words that say nothing about what a film is about: asking, politeness, time of day, praise.
+FILLER_WORDS = set("""a an the and or but so of to in on at for with from by about as is are was were be been it its
+this that these those one ones i i'm im me my we us you your please some any more less other another else again
+just really very can could would should will want wanted like likes looking look find give show tell something
+anything movie movies film films flick flicks watch watching see maybe perhaps also too not no nothing without
+hmm ok okay yes yeah what what's whats which who how why when where do does did have has had get got let lets
+let's same kind sort type older newer earlier later recent ones classic classics tonight today tomorrow now
+evening night weekend surprise recommend recommendation recommendations suggest suggestion suggestions good great
+best nice fun top favourite favorite pick picks bored boring idea ideas need mood feel feeling new fresh random
+anyone everyone people watched seen made set starring directed director actor actress long short minutes hours
+under over than foreign language subtitles acclaimed critically critics oscar oscars winner winning won award
+awards academy brothers""".split())
+
+
+def content_words(text: str, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Words that carry a topic: not filler, genre words, decades or `skip`."""
+    genre_tokens = {t for words in GENRE_WORDS.values() for w in words for t in w.lower().split()}
+    ignored = FILLER_WORDS | genre_tokens | set(DECADE_WORDS) | set(skip) | {
+        "early", "mid", "late", "decade", "century", "before", "after", "since", "until", "between"}
+    return [w for w in re.findall(r"[a-z][a-z'-]{2,}", text.lower()) if w.strip("'-") not in ignored]
+
+
 class RequestParser:
-    def __init__(self, titles: list[TitleEntry], genre_vocabulary: list[str]):
+    def __init__(self, titles: list[TitleEntry], genre_vocabulary: list[str], facts: FactParser | None = None):
+        self.facts = facts
         self.genre_vocabulary = set(genre_vocabulary)
         self._by_key: dict[str, list[TitleEntry]] = {}
         for entry in titles:
@@ -187,23 +216,59 @@ class RequestParser:
             candidates = dated or candidates
         return max(candidates, key=lambda c: (c.popularity, -(c.year or 0)))
 
+    def suggest(self, text: str, n: int = 3) -> list[TitleEntry]:
+        """Catalogue titles close to a name that matched none, best known first."""
+        key = match_key(text)
+        if not key:
+            return []
+        close = difflib.get_close_matches(key, self._keys, n=8, cutoff=0.75)
+        words = set(key.split()) - {"the", "a", "an", "of", "and"}
+        if words:
+            close += [k for k in self._keys if words <= set(k.split()) and k not in close][:8]
+        entries = [max(self._by_key[k], key=lambda c: c.popularity) for k in close]
+        return sorted(entries, key=lambda e: -e.popularity)[:n]
+
+    def _matches(self, text: str):
+        """Reference cues in order; a cue after "I'd like" / "we would" is tried again further on
+        ("I'd like something similar to Heat")."""
+        position = 0
+        while (match := _REFERENCE.search(text, position)) is not None:
+            if _NOT_A_REFERENCE.search(text[: match.start()].lower()):
+                position = match.start() + 1
+                continue
+            yield match
+            position = match.end()
+
+    def _resolve_many(self, ref: str) -> tuple[list[TitleEntry], list[str]]:
+        """One title, or several joined by commas / "and" ("Toy Story and Babe"); a title that itself
+        holds "and" ("Sense and Sensibility") is tried whole first."""
+        entry = self.resolve_title(ref)
+        if entry is not None:
+            return [entry], []
+        found, missing = [], []
+        for part in _LIST_SPLIT.split(ref):
+            part = part.strip(" '\".")
+            if not part or self._is_generic(part):
+                continue
+            entry = self.resolve_title(part)
+            (found.append(entry) if entry is not None else missing.append(part))
+        if not found:
+            return [], [ref]
+        return found, missing
+
     def _references(self, text: str) -> tuple[str, list[TitleEntry], list[str]]:
         resolved, unresolved = [], []
         remaining = text
-        for match in list(_REFERENCE.finditer(text)):
-            if _NOT_A_REFERENCE.search(text[: match.start()].lower()):
-                continue
+        for match in list(self._matches(text)):
             ref = match["ref"]
             end = _REFERENCE_END.search(ref)
             ref = (ref[: end.start()] if end else ref).strip(" '\"")
             ref = re.sub(r"^(?:the movie|the film)\s+", "", ref, flags=re.IGNORECASE)
             if not ref or self._is_generic(ref):
                 continue
-            entry = self.resolve_title(ref)
-            if entry is None:
-                unresolved.append(ref)
-            else:
-                resolved.append(entry)
+            found, missing = self._resolve_many(ref)
+            resolved.extend(found)
+            unresolved.extend(missing)
             remaining = remaining.replace(match.group(0)[: len(match.group(0)) - len(match["ref"]) + len(ref)], " ")
         return remaining, resolved, unresolved
 
@@ -337,27 +402,46 @@ class RequestParser:
             raise InvalidQuery("the request has no readable text: say what you would like to watch")
         text = re.sub(r"\banything but\b", "anything except", text, flags=re.IGNORECASE)
         rest, references, unresolved = self._references(text)
+        facts = self.facts.parse(rest) if self.facts is not None else None
+        if facts is not None:
+            for start, end in sorted(facts.spans, reverse=True):
+                rest = rest[:start] + " " + rest[end:]
         positive, negative, any_of, conflict = self._genres(rest)
-        lo, hi, excluded_years, _ = self._years(rest)
-        notes = []
+        lo, hi, excluded_years, without_years = self._years(rest)
+        notes = list(facts.notes) if facts is not None else []
         unknown = (positive | negative) - self.genre_vocabulary
         if unknown:
             notes.append("this catalogue has no genre " + ", ".join(sorted(unknown)))
-        for m in _NEGATION.finditer(text):
-            person = _PERSON_AFTER_NEGATION.match(text[m.end():].lstrip())
-            if person:
-                notes.append(f"cannot filter by cast or crew yet: '{person['name']}' was not applied")
+        if self.facts is None or not self.facts.has_facts:
+            for m in _NEGATION.finditer(text):
+                person = _PERSON_AFTER_NEGATION.match(text[m.end():].lstrip())
+                if person:
+                    notes.append(f"this catalogue has no credits: '{person['name']}' was not applied")
+        suggestions: list[str] = []
         for ref in unresolved:
-            notes.append(f"no title in the catalogue matches '{ref}'")
+            close = [e for e in self.suggest(ref) if e.item_id not in {r.item_id for r in references}]
+            suggestions.extend(e.item_id for e in close)
+            labels = [e.title if e.year is None else f"{e.title} ({e.year})" for e in close]
+            notes.append(f"'{ref}' is not in this catalogue" + (f"; did you mean {', '.join(labels[:-1])}"
+                                                                 f"{' or ' if len(labels) > 1 else ''}{labels[-1]}?"
+                                                                 if labels else ""))
         for slug in sorted(conflict):
             notes.append(f"{slug.replace('_', ' ')} is both asked for and excluded: kept, since a kind of "
                          f"{slug.replace('_', ' ')} cannot be excluded on its own")
+        fact_fields = {} if facts is None else dict(
+            people_all=frozenset(facts.people_all), people_none=frozenset(facts.people_none),
+            languages_any=frozenset(facts.languages_any), languages_none=frozenset(facts.languages_none),
+            countries_any=frozenset(facts.countries_any), runtime_min=facts.runtime_min,
+            runtime_max=facts.runtime_max, oscar_winner=facts.oscar_winner, acclaimed=facts.acclaimed)
         constraints = Constraints(
             genres_all=frozenset() if any_of else frozenset(positive),
             genres_any=frozenset(positive) if any_of and len(positive) > 1 else frozenset(),
-            genres_none=frozenset(negative), year_min=lo, year_max=hi, years_none=excluded_years)
+            genres_none=frozenset(negative), year_min=lo, year_max=hi, years_none=excluded_years, **fact_fields)
+        about_words = content_words(without_years)
         return Request(text=text, constraints=constraints,
                        references=tuple(r.item_id for r in references),
                        reference_labels=tuple(r.title if r.year is None else f"{r.title} ({r.year})"
                                               for r in references),
-                       unresolved_references=tuple(unresolved), notes=tuple(notes))
+                       unresolved_references=tuple(unresolved), notes=tuple(notes),
+                       about=" ".join(without_years.split()) if about_words else "",
+                       suggestions=tuple(dict.fromkeys(suggestions)))

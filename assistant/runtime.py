@@ -46,8 +46,14 @@ def build_recommender(settings: Settings, embedder: Embedder | None = None) -> R
         sequential_index = ItemIndex(client, settings.dataset, kind=SEQUENTIAL_KIND, space="ip")
         if sequential_index.count() == 0:  # trained but never published (or a fresh Chroma server)
             publish_sequential_vectors(dataset, sequential, client)
+    collaborative = None
+    if home.collaborative_model(settings.dataset).exists():
+        from retrieval.collaborative import CollaborativeModel
+
+        collaborative = CollaborativeModel.load(home.collaborative_model(settings.dataset))
     return Recommender(dataset, index, profiles, embedder or open_embedder(settings), settings.fusion,
-                       settings.max_k, sequential=sequential, sequential_index=sequential_index)
+                       settings.max_k, sequential=sequential, sequential_index=sequential_index,
+                       collaborative=collaborative, blend=settings.blend)
 
 
 def build_assistant(settings: Settings, embedder: Embedder | None = None, writer: bool = True):

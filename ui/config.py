@@ -61,6 +61,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         chroma_port=_number("chroma_port", get("chroma_port", base.chroma_port), int),
         default_k=_number("default_k", get("default_k", base.default_k), int),
         max_k=_number("max_k", get("max_k", base.max_k), int), fusion=fusion, profile=profile,
+        blend=replace(base.blend, prior=_number("prior_weight", get("prior_weight", base.blend.prior), float)),
         server_host=str(get("server_host", base.server_host)),
         server_port=_number("server_port", get("server_port", base.server_port), int), models=models,
         turn_concurrency=_number("turn_concurrency", get("turn_concurrency", base.turn_concurrency), int),
@@ -83,6 +84,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"reranker must be 'auto' or 'off', got {settings.reranker!r}")
     if not 1 <= settings.turn_concurrency <= 64:
         raise ConfigError(f"turn_concurrency must be between 1 and 64, got {settings.turn_concurrency}")
+    if not 0.0 <= settings.blend.prior <= 5.0:
+        raise ConfigError(f"prior_weight must be between 0 and 5, got {settings.blend.prior}")
     if not 0.0 <= settings.diversity <= 1.0:
         raise ConfigError(f"diversity must be between 0 and 1, got {settings.diversity}")
     if profile.half_life_days <= 0 or profile.rating_scale <= 0:
