@@ -169,7 +169,9 @@ def gather_evidence(recommender, items: Sequence[Item], request, history: Sequen
                                              tuple(g for g in item.genres if g in catalogue[x.item_id].genres))
                                for x in chosen)
         first = chosen[0] if chosen else None
-        template = explain(item, constraints, first, catalogue.get(first.item_id) if first else None, reference)
+        first_item = catalogue.get(first.item_id) if first else None
+        template = explain(item, constraints, first, first_item, reference,
+                           recommender.co_liked(reference or first_item, item))
         out.append(Evidence(item, constraints, getattr(request, "text", "") or "", evidence_liked, reference,
                             _first_sentence(item.description) if item.description else "", template))
     return out

@@ -1,6 +1,7 @@
 """Ingest a data set: canonical store -> item vectors in Chroma -> user profiles in Chroma."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class IngestReport:
     seconds: float
     facts: str | None = None  # the film facts join coverage, described
     collaborative: str | None = None  # what the collaborative space was built from, or why it was kept
+    trained: tuple[str, ...] = ()  # what the committed trained artifacts did on this install
 
     def describe(self) -> str:
         lines = [f"{self.dataset}: {self.items} items, {self.interactions} interactions, {self.users} user profiles",
@@ -41,6 +43,7 @@ class IngestReport:
             lines.append(self.facts)
         if self.collaborative:
             lines.append(self.collaborative)
+        lines.extend(self.trained)
         lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -106,6 +109,48 @@ def build_collaborative_space(home: RuntimeHome, dataset: Dataset, client, progr
             f"{len(items):,} item vectors in Chroma ({state})")
 
 
+def install_trained(home: RuntimeHome, dataset: Dataset, client) -> tuple[str, ...]:
+    """Serve the committed sequential retriever and reranker adapter of this data set (data/trained/),
+    unless this home already has its own. Returns lines for the ingest report."""
+    from data.trained import committed, install_folder
+    from assistant.retriever_training import publish_sequential_vectors, sequential_model_dir
+
+    artifacts = committed(dataset.name)
+    lines = []
+    sasrec = artifacts.get("sasrec")
+    if sasrec is not None:
+        vocabulary = set(json.loads((sasrec.folder / "vocab.json").read_text()))
+        if not vocabulary <= {i.item_id for i in dataset.items()}:
+            lines.append("committed sequential retriever skipped: its items are not this catalogue's")
+        elif install_folder(sasrec.folder, sequential_model_dir(home, dataset.name)):
+            from retrieval.sequential import SASRecRetriever
+
+            published = publish_sequential_vectors(dataset, SASRecRetriever.load(sequential_model_dir(
+                home, dataset.name)), client)
+            lines.append(f"sequential retriever: the committed SASRec ({published} item vectors in Chroma; "
+                         f"{_metrics_line(sasrec.metrics)})")
+    reranker = artifacts.get("reranker")
+    if reranker is not None:
+        from finetune.adapters import AdapterRegistry
+
+        registry = AdapterRegistry.of_home(home)
+        model = json.loads((reranker.folder / "config.json").read_text()).get("model_name")
+        if registry.versions():
+            pass  # this home has adapters of its own: they stand
+        elif not (home.models / str(model) / "config.json").exists():
+            lines.append(f"committed reranker adapter skipped: its base model {model!r} is not set up "
+                         f"(`recsys setup --models {model}`)")
+        else:
+            version = registry.publish(reranker.folder)
+            registry.set_serving(version)
+            lines.append(f"reranker: the committed LoRA adapter serves as {version} ({_metrics_line(reranker.metrics)})")
+    return tuple(lines)
+
+
+def _metrics_line(metrics: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, (dict, list))) or "no metrics"
+
+
 def ingest_movielens(home: RuntimeHome, name: str, client, embedder: Embedder, weights: ProfileWeights,
                      progress: bool = True) -> IngestReport:
     started = time.perf_counter()
@@ -113,8 +158,9 @@ def ingest_movielens(home: RuntimeHome, name: str, client, embedder: Embedder, w
     dataset = Dataset(home.dataset_db(name))
     sync, interactions, users = index_dataset(dataset, client, embedder, weights, progress)
     collaborative = build_collaborative_space(home, dataset, client, progress)
+    trained = install_trained(home, dataset, client)
     return IngestReport(name, dataset.item_count(), interactions, users, sync, (coverage.matched, coverage.items),
-                        time.perf_counter() - started, facts.describe(), collaborative)
+                        time.perf_counter() - started, facts.describe(), collaborative, trained)
 
 
 def ingest_files(home: RuntimeHome, name: str, catalogue: Path, interactions: Path | None, client,

@@ -265,10 +265,10 @@ class Recommender:
             evidence_item = self.items.get(evidence.item_id) if evidence else None
             out.append(Recommendation(item, score, explain(
                 item, request.constraints, evidence, evidence_item, reference,
-                self._co_liked(reference or evidence_item, item))))
+                self.co_liked(reference or evidence_item, item))))
         return out
 
-    def _co_liked(self, source: Item | None, item: Item) -> tuple[str, int, int] | None:
+    def co_liked(self, source: Item | None, item: Item) -> tuple[str, int, int] | None:
         """(source label, people who loved the source, of them who also loved the item), from the ratings."""
         if source is None or self.collaborative is None:
             return None

@@ -84,9 +84,12 @@ class CatalogueScorer:
             total += self.weights.collaborative * zscore_over(collaborative, eligible)
             used["collaborative"] = True
         named = [self.position[r] for r in references if r in self.position]
-        if named and self.weights.reference_text:
+        # without ratings for the named films, their text is all there is to go on
+        reference_weight = self.weights.reference_text if collaborative is not None else \
+            max(self.weights.reference_text, self.weights.collaborative)
+        if named and reference_weight:
             centre = self.text[named].mean(axis=0)
-            total += self.weights.reference_text * zscore_over(self.text @ centre, eligible)
+            total += reference_weight * zscore_over(self.text @ centre, eligible)
             used["reference_text"] = True
         if prior_weight is None:
             prior_weight = self.weights.prior if any(used.values()) else self.weights.vague_prior

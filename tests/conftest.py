@@ -90,9 +90,12 @@ def recommender_100k(ml100k, embedder):
     from retrieval.item_index import ItemIndex
     from retrieval.profiles import ProfileStore, ProfileWeights
 
+    from retrieval.collaborative import CollaborativeModel
+
     home, client, _ = ml100k
     return Recommender(Dataset(home.dataset_db("ml-100k")), ItemIndex(client, "ml-100k"),
-                       ProfileStore(client, "ml-100k", ProfileWeights()), embedder, FusionWeights())
+                       ProfileStore(client, "ml-100k", ProfileWeights()), embedder, FusionWeights(),
+                       collaborative=CollaborativeModel.load(home.collaborative_model("ml-100k")))
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,8 @@ def test_a_new_user_is_cold_started_from_titles(assistant):
     titles = {assistant.recommender.items[i].title for i in liked}
     assert titles == {"Heat", "GoldenEye"}
     assert not liked & set(ids(reply))
-    assert sum("Action" in r.item.genres for r in reply.items) >= 3  # both are action films
+    # both are action crime thrillers: so are the people who loved them
+    assert sum(bool({"Action", "Thriller", "Crime"} & set(r.item.genres)) for r in reply.items) >= 4
     assert assistant.new_session(session.user_id).user_id == session.user_id  # comes back as the same user
 
 
@@ -123,7 +124,8 @@ def test_any_text_gets_a_reply_and_never_a_violating_item(assistant, texts):
     session = assistant.new_session("6")
     for text in texts:
         reply = assistant.reply(session, text, k=5)
-        assert reply.kind in {"recommendations", "cold_start", "off_topic", "greeting", "reset", "error"}
+        assert reply.kind in {"recommendations", "cold_start", "missing", "off_topic", "greeting", "reset",
+                              "error"}
         assert reply.text and len(reply.text) < 2000
         if reply.items:
             assert all(satisfies(r.item, reply.request.constraints) for r in reply.items)

@@ -43,5 +43,5 @@ def test_reingest_is_idempotent_and_embeds_only_changes(tmp_home, embedder):
     write_dataset(tmp_home.dataset_db("ml-100k"), items[:-1], [], meta={})
     third, _, _ = index_dataset(Dataset(tmp_home.dataset_db("ml-100k")), client, embedder, ProfileWeights(), False)
     assert (third.added, third.updated, third.removed) == (0, 1, 1)
-    assert embedder.encoded_count == before + 1
+    assert embedder.encoded_count == before + 2  # the item's text and its one description passage
     assert ItemIndex(client, "ml-100k").count() == 1681
