@@ -202,6 +202,38 @@ def ease_reference(assistant, requests: list[dict]) -> dict:
             "by_set": by_set, "per_request": out}
 
 
+def _gold_score(row: dict) -> float | None:
+    return row.get("precision") if row["kind"] in ("like", "theme") else row.get("hit")
+
+
+def paired_lift(a: list[float], b: list[float], seed: int = 0, rounds: int = 2000) -> dict:
+    """Mean of a - b over the same requests, with a 95% bootstrap interval over requests."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if diff.size == 0:
+        return {"requests": 0}
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(rounds, diff.size))].mean(axis=1)
+    return {"requests": int(diff.size), "mean": round(float(diff.mean()), 4),
+            "ci95": [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]}
+
+
+def lifts(results: list[dict]) -> dict:
+    by_stage = {r["stage"]: r for r in results if "per_request" in r}
+    out = {}
+    product, ease = by_stage.get("+prior"), by_stage.get("ease_reference")
+    if product and ease:
+        served = {r["q"]: r["precision"] for r in product["per_request"] if r["kind"] == "like"}
+        pairs = [(served[r["q"]], r["precision"]) for r in ease["per_request"] if r["q"] in served]
+        out["like: product - ease_reference"] = paired_lift(*zip(*pairs)) if pairs else {"requests": 0}
+    reranked = by_stage.get("+reranker")
+    if product and reranked:
+        before = {r["q"]: _gold_score(r) for r in product["per_request"] if _gold_score(r) is not None}
+        pairs = [(_gold_score(r), before[r["q"]]) for r in reranked["per_request"]
+                 if r["q"] in before and _gold_score(r) is not None]
+        out["gold requests: +reranker - +prior"] = paired_lift(*zip(*pairs)) if pairs else {"requests": 0}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="dev,heldout,facts")
@@ -232,8 +264,11 @@ def main() -> None:
                 "fact_precision": "share of returned films whose facts (bokeh-sampledata movies.db) satisfy the request's "
                                   "intent, checked independently of the parser; films with unknown facts count as misses"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"protocol": protocol, "stages": results}, indent=1))
+    paired = lifts(results)
+    args.json.write_text(json.dumps({"protocol": protocol, "lifts": paired, "stages": results}, indent=1))
     print_table(results)
+    for name, lift in paired.items():
+        print(f"{name}: {lift}")
     print(f"\nwritten {args.json}")
 
 
