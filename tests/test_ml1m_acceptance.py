@@ -44,7 +44,9 @@ def test_scary_movies_from_the_80s_on_ml1m(tmp_home, embedder):
     if "sasrec" in artifacts:
         assert assistant.recommender.sequential is not None
     if "reranker" in artifacts:
-        assert assistant.lm is not None and assistant.lm.version()
+        from finetune.adapters import AdapterRegistry
+
+        assert assistant.lm is not None and AdapterRegistry.of_home(tmp_home).serving()
     session = assistant.new_session(None)
     reply = assistant.reply(session, "movies like Heat")
     titles = {r.item.title for r in reply.items}
