@@ -7,12 +7,13 @@ beside the exact command that made it and its measured metrics.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from data.fetch import sha256_of
 
 TRAINED_ROOT = Path(__file__).resolve().parent / "trained"
 MANIFEST = "MANIFEST.json"
@@ -30,21 +31,13 @@ class TrainedArtifact:
     metrics: dict
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(dataset_dir: Path, artifacts: dict[str, dict]) -> Path:
     """Record every file of each artifact folder with its sha256; `artifacts` maps a folder name to
     {"command": ..., "metrics": {...}}."""
     entries = {}
     for name, info in artifacts.items():
         folder = dataset_dir / name
-        files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(folder)): sha256_of(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         entries[name] = {**info, "files": files}
     path = dataset_dir / MANIFEST
     path.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
@@ -66,7 +59,7 @@ def committed(dataset: str, root: Path = TRAINED_ROOT) -> dict[str, TrainedArtif
         folder = dataset_dir / name
         for relative, expected in entry.get("files", {}).items():
             path = folder / relative
-            if not path.exists() or _sha256(path) != expected:
+            if not path.exists() or sha256_of(path) != expected:
                 raise CorruptArtifact(f"{path} is missing or does not match its sha256 in {manifest}")
         out[name] = TrainedArtifact(name, folder, entry.get("command", ""), entry.get("metrics", {}))
     return out

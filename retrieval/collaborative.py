@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from data.fetch import sha256_of
 
 DEFAULT_LAMBDA = 500.0
 LIKE_THRESHOLD = 4.0
@@ -87,27 +90,19 @@ class CollaborativeModel:
         """Written to a temporary folder, then swapped in: a reader never sees a half-written model."""
         directory = Path(directory)
         tmp = directory.with_name(directory.name + ".partial")
-        if tmp.exists():
-            for child in tmp.iterdir():
-                child.unlink()
-        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         for name, array in zip(_FILES, (self.weights, self.colikes, self.vectors, self.stats)):
             np.save(tmp / name, array)
         manifest = {**self.meta, "format": FORMAT_VERSION, "items": self.item_ids,
-                    "sha256": {name: _sha256(tmp / name) for name in _FILES}}
+                    "sha256": {name: sha256_of(tmp / name) for name in _FILES}}
         (tmp / "model.json").write_text(json.dumps(manifest))
         old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
-            if old.exists():
-                for child in old.iterdir():
-                    child.unlink()
-                old.rmdir()
             os.replace(directory, old)
         os.replace(tmp, directory)
-        if old.exists():
-            for child in old.iterdir():
-                child.unlink()
-            old.rmdir()
+        shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod
     def load(directory: Path) -> "CollaborativeModel":
@@ -122,14 +117,6 @@ class CollaborativeModel:
         arrays = [np.load(directory / name, mmap_mode="r") for name in _FILES]
         items = meta.pop("items")
         return CollaborativeModel(items, *arrays, meta=meta)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def interactions_fingerprint(users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> str:
